@@ -1,0 +1,157 @@
+/* Process time back end: virtual time runs with CLOCK_MONOTONIC and stops at each deadline.
+ *
+ * A POSIX timer sends TSV_SIGNAL to the thread that called vsg_start when the clock reaches
+ * the deadline; its handler synchronizes with the coordinator, so that thread is held for as
+ * long as the coordinator holds the simulation, and the time it was held is then subtracted
+ * from the clock (see tsv_session_deadline). */
+#define _GNU_SOURCE
+#define TSV_LOG_COMPONENT "client"
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+#include "client-internal.h"
+#include "log.h"
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+#define TSV_SIGNAL (SIGRTMIN + 4)
+
+struct process_data {
+    timer_t timer;
+    int have_timer;
+};
+
+static uint64_t clock_ns(struct vsg_context *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void lost(struct vsg_context *ctx)
+{
+    /* Without its coordinator the program cannot go on in simulated time: end it the way
+     * a supervisor would, leaving it the chance to clean up in its own SIGTERM handler. */
+    if (atomic_exchange(&ctx->lost, 2) == 1) {
+        TSV_LOG(TSV_ERROR, "lost the coordinator: terminating this participant");
+        raise(SIGTERM);
+    }
+}
+
+static void on_signal(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    struct vsg_context *ctx = si->si_value.sival_ptr;
+    if (si->si_code != SI_TIMER || !ctx)
+        return;
+    int saved_errno = errno;
+    tsv_spin_lock(&ctx->lock);
+    int n = tsv_session_deadline(ctx);
+    tsv_spin_unlock(&ctx->lock);
+    if (n > 0 || (n == 0 && atomic_load(&ctx->state) == TSV_STATE_RUNNING))
+        tsv_session_notify(ctx, n);
+    if (n < 0)
+        lost(ctx);
+    errno = saved_errno;
+}
+
+static int start(struct vsg_context *ctx)
+{
+    struct process_data *pd = calloc(1, sizeof(*pd));
+    if (!pd)
+        return ENOMEM;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, TSV_SIGNAL);
+    if (sigaction(TSV_SIGNAL, &sa, NULL) < 0) {
+        int err = errno;
+        free(pd);
+        TSV_LOG(TSV_ERROR, "sigaction: %s", strerror(err));
+        return err;
+    }
+    struct sigevent sev;
+    memset(&sev, 0, sizeof(sev));
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = TSV_SIGNAL;
+    sev.sigev_value.sival_ptr = ctx;
+    sev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
+    if (timer_create(CLOCK_MONOTONIC, &sev, &pd->timer) < 0) {
+        int err = errno;
+        free(pd);
+        TSV_LOG(TSV_ERROR, "timer_create: %s", strerror(err));
+        return err;
+    }
+    pd->have_timer = 1;
+    ctx->backend_data = pd;
+    return 0;
+}
+
+static int arm(struct vsg_context *ctx, uint64_t when)
+{
+    struct process_data *pd = ctx->backend_data;
+    struct itimerspec its = {.it_value = {.tv_sec = (time_t)(when / 1000000000),
+                                          .tv_nsec = (long)(when % 1000000000)}};
+    if (timer_settime(pd->timer, TIMER_ABSTIME, &its, NULL) < 0) {
+        TSV_LOG(TSV_ERROR, "timer_settime: %s", strerror(errno));
+        return errno;
+    }
+    return 0;
+}
+
+static void stop(struct vsg_context *ctx)
+{
+    struct process_data *pd = ctx->backend_data;
+    struct itimerspec off = {{0, 0}, {0, 0}};
+    if (pd && pd->have_timer)
+        timer_settime(pd->timer, 0, &off, NULL);
+}
+
+static void release(struct vsg_context *ctx)
+{
+    struct process_data *pd = ctx->backend_data;
+    if (pd && pd->have_timer)
+        timer_delete(pd->timer);
+    free(pd);
+    ctx->backend_data = NULL;
+}
+
+static void enter(struct vsg_context *ctx, struct tsv_guard *guard)
+{
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, TSV_SIGNAL);
+    pthread_sigmask(SIG_BLOCK, &block, &guard->mask);
+    tsv_spin_lock(&ctx->lock);
+}
+
+static void leave(struct vsg_context *ctx, struct tsv_guard *guard)
+{
+    tsv_spin_unlock(&ctx->lock);
+    pthread_sigmask(SIG_SETMASK, &guard->mask, NULL);
+}
+
+const struct tsv_backend tsv_process_backend = {
+    .name = "process",
+    .role = TSV_ROLE_PROCESS,
+    .clock_ns = clock_ns,
+    .start = start,
+    .arm = arm,
+    .stop = stop,
+    .release = release,
+    .enter = enter,
+    .leave = leave,
+    .on_lost = lost,
+};

@@ -1,0 +1,115 @@
+/* Internals of the client library, shared by its modules:
+ *   options.c          argv options of vsg_init
+ *   session.c          the protocol (hello, synchronization at deadlines, sends, receive queue)
+ *   backend_process.c  process time back end (CLOCK_MONOTONIC, POSIX timer + signal)
+ *   api.c              the vsg_* functions
+ */
+#ifndef TANSIV_CLIENT_INTERNAL_H
+#define TANSIV_CLIENT_INTERNAL_H
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "tansiv-client.h"
+#include "tansiv-protocol.h"
+
+struct tsv_options {
+    char *socket;          /* -a */
+    uint32_t address;      /* -n, in_addr_t */
+    int64_t initial_ns;    /* -t, ns since the Epoch */
+    uint32_t num_buffers;  /* -b */
+};
+
+/* Parses argv up to "--"; returns 0, or an errno value after logging why. */
+int tsv_parse_options(int argc, const char *const argv[], int *next_arg, struct tsv_options *out);
+void tsv_free_options(struct tsv_options *opt);
+
+/* What enter() saves for leave(). */
+struct tsv_guard {
+    sigset_t mask;
+};
+
+/* A time back end gives the clock virtual time is read from, and fires tsv_session_deadline()
+ * when that clock reaches a date. Virtual time = clock - offset, never past the deadline. */
+struct tsv_backend {
+    const char *name;
+    uint16_t role; /* enum tsv_role, sent in HELLO */
+    uint64_t (*clock_ns)(struct vsg_context *ctx);
+    /* Called once the first deadline is known, from vsg_start. */
+    int (*start)(struct vsg_context *ctx);
+    /* Fire at clock date `when` (replaces any previous date). */
+    int (*arm)(struct vsg_context *ctx, uint64_t when);
+    /* No more deadlines (async-signal-safe). */
+    void (*stop)(struct vsg_context *ctx);
+    /* Frees what start allocated (from vsg_cleanup). */
+    void (*release)(struct vsg_context *ctx);
+    /* Serialize protocol use between application threads and the deadline (lock/unlock). */
+    void (*enter)(struct vsg_context *ctx, struct tsv_guard *guard);
+    void (*leave)(struct vsg_context *ctx, struct tsv_guard *guard);
+    /* After a synchronization failed because the coordinator went away (ctx->lost). */
+    void (*on_lost)(struct vsg_context *ctx);
+};
+
+enum tsv_state { TSV_STATE_INIT, TSV_STATE_RUNNING, TSV_STATE_ENDED, TSV_STATE_STOPPED };
+
+struct tsv_rx_slot {
+    uint32_t src, dst, len;
+    uint8_t data[MAX_PACKET_SIZE];
+};
+
+struct vsg_context {
+    struct tsv_options opt;
+    vsg_recv_cb recv_cb;
+    uintptr_t recv_cb_arg;
+    vsg_deadline_cb deadline_cb;
+    uintptr_t deadline_cb_arg;
+
+    const struct tsv_backend *backend;
+    void *backend_data;
+
+    int fd;
+    _Atomic int state;     /* enum tsv_state */
+    _Atomic int lost;      /* the coordinator went away or broke the protocol */
+    atomic_flag lock;      /* protocol writes and synchronizations */
+
+    /* Time base, written by the synchronization, read anywhere through the sequence lock. */
+    _Atomic uint32_t seq;
+    _Atomic uint64_t deadline; /* current deadline D, ns of virtual time */
+    _Atomic uint64_t offset;   /* clock date of virtual time 0 */
+
+    /* Single-producer (synchronization) single-consumer (vsg_recv) receive ring. */
+    struct tsv_rx_slot *ring;
+    uint32_t ring_cap;
+    _Atomic uint32_t rx_head, rx_tail;
+    _Atomic uint64_t rx_dropped;
+};
+
+/* session.c */
+int tsv_session_connect(struct vsg_context *ctx);
+/* Says HELLO and waits for the first GOTO; sets time 0. */
+int tsv_session_start(struct vsg_context *ctx);
+/* Virtual time, clamped to the deadline. */
+uint64_t tsv_session_now(struct vsg_context *ctx);
+/* Virtual time of the back end's clock, not clamped. */
+uint64_t tsv_session_raw_now(struct vsg_context *ctx);
+/* To be called by the back end, inside enter/leave, when virtual time reached the deadline
+ * (a call before that is ignored). Blocks while the coordinator holds the simulation.
+ * Returns the number of messages delivered (the state is ENDED if END came), or -1 when the
+ * coordinator went away or broke the protocol (ctx->lost is set). */
+int tsv_session_deadline(struct vsg_context *ctx);
+/* Callbacks owed after a synchronization that delivered n messages; outside the lock. */
+void tsv_session_notify(struct vsg_context *ctx, int n);
+/* Sends at the current virtual time, synchronizing first if the deadline is reached
+ * (*delivered counts the messages that synchronization delivered). 0 or an errno value. */
+int tsv_session_send(struct vsg_context *ctx, uint32_t dst, uint32_t len, const uint8_t *msg,
+                     int *delivered);
+void tsv_session_close(struct vsg_context *ctx);
+
+void tsv_spin_lock(atomic_flag *lock);
+void tsv_spin_unlock(atomic_flag *lock);
+
+/* backend_process.c */
+extern const struct tsv_backend tsv_process_backend;
+
+#endif

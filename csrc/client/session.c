@@ -1,0 +1,392 @@
+/* The client side of the protocol (tansiv-protocol.h), independent of the time back end.
+ *
+ * Locking: every function that writes to the socket or changes the time base runs between
+ * backend->enter and backend->leave (the process back end blocks its deadline signal and takes
+ * ctx->lock). Readers of the time base use the sequence lock ctx->seq and never block, so that
+ * vsg_gettimeofday can be called from anywhere, even while a synchronization is under way. */
+#define _GNU_SOURCE
+#define TSV_LOG_COMPONENT "client"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "client-internal.h"
+#include "fdio.h"
+#include "log.h"
+
+void tsv_spin_lock(atomic_flag *lock)
+{
+    while (atomic_flag_test_and_set_explicit(lock, memory_order_acquire))
+        sched_yield();
+}
+
+void tsv_spin_unlock(atomic_flag *lock)
+{
+    atomic_flag_clear_explicit(lock, memory_order_release);
+}
+
+/* ---- time base ---------------------------------------------------------------------------- */
+
+static void set_time_base(struct vsg_context *ctx, uint64_t deadline, uint64_t offset)
+{
+    atomic_fetch_add_explicit(&ctx->seq, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&ctx->deadline, deadline, memory_order_relaxed);
+    atomic_store_explicit(&ctx->offset, offset, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_fetch_add_explicit(&ctx->seq, 1, memory_order_relaxed);
+}
+
+/* Consistent (deadline, virtual time not clamped). */
+static void read_time(struct vsg_context *ctx, uint64_t *deadline, uint64_t *raw)
+{
+    for (;;) {
+        uint32_t s1 = atomic_load_explicit(&ctx->seq, memory_order_acquire);
+        if (s1 & 1) {
+            sched_yield();
+            continue;
+        }
+        uint64_t d = atomic_load_explicit(&ctx->deadline, memory_order_relaxed);
+        uint64_t off = atomic_load_explicit(&ctx->offset, memory_order_relaxed);
+        uint64_t clk = ctx->backend->clock_ns(ctx);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&ctx->seq, memory_order_relaxed) != s1)
+            continue;
+        *deadline = d;
+        *raw = clk > off ? clk - off : 0;
+        return;
+    }
+}
+
+uint64_t tsv_session_raw_now(struct vsg_context *ctx)
+{
+    uint64_t d, raw;
+    read_time(ctx, &d, &raw);
+    return raw;
+}
+
+uint64_t tsv_session_now(struct vsg_context *ctx)
+{
+    uint64_t d, raw;
+    if (atomic_load(&ctx->state) == TSV_STATE_INIT)
+        return 0;
+    read_time(ctx, &d, &raw);
+    return raw < d ? raw : d;
+}
+
+/* ---- frames ------------------------------------------------------------------------------- */
+
+static int write_frame(struct vsg_context *ctx, uint16_t type, uint64_t time, uint32_t dst,
+                       const void *payload, uint32_t len)
+{
+    unsigned char buf[TSV_HEADER_SIZE + MAX_PACKET_SIZE];
+    struct tsv_header h = {.type = type, .flags = 0, .len = len, .time = time,
+                           .src = ctx->opt.address, .dst = dst};
+    memcpy(buf, &h, TSV_HEADER_SIZE);
+    if (len)
+        memcpy(buf + TSV_HEADER_SIZE, payload, len);
+    return tsv_write_all(ctx->fd, buf, TSV_HEADER_SIZE + len);
+}
+
+static void discard(int fd, uint32_t len)
+{
+    unsigned char scratch[4096];
+    while (len > 0) {
+        uint32_t n = len < sizeof(scratch) ? len : sizeof(scratch);
+        if (tsv_read_full(fd, scratch, n) != (ssize_t)n)
+            return;
+        len -= n;
+    }
+}
+
+/* Reads one header; 0, or -1 after logging why (end of file, I/O or framing error). */
+static int read_header(struct vsg_context *ctx, struct tsv_header *h)
+{
+    ssize_t n = tsv_read_full(ctx->fd, h, sizeof(*h));
+    if (n == 0) {
+        TSV_LOG(TSV_ERROR, "coordinator closed the connection");
+        return -1;
+    }
+    if (n < 0) {
+        TSV_LOG(TSV_ERROR, "reading from the coordinator: %s", strerror(errno));
+        return -1;
+    }
+    if (h->len > TSV_MAX_PAYLOAD) {
+        TSV_LOG(TSV_ERROR, "protocol error from the coordinator: frame of type %u announces "
+                           "%u bytes (max %u)", h->type, h->len, TSV_MAX_PAYLOAD);
+        return -1;
+    }
+    return 0;
+}
+
+/* Stores a DELIVER frame's payload in the receive ring, or drops it with a warning. */
+static int receive_delivery(struct vsg_context *ctx, const struct tsv_header *h)
+{
+    uint32_t head = atomic_load_explicit(&ctx->rx_head, memory_order_acquire);
+    uint32_t tail = atomic_load_explicit(&ctx->rx_tail, memory_order_relaxed);
+    if (h->len > MAX_PACKET_SIZE || tail - head >= ctx->ring_cap) {
+        TSV_LOG(TSV_WARN, "dropping a %u-byte message delivered at %llu ns: %s", h->len,
+                (unsigned long long)h->time,
+                h->len > MAX_PACKET_SIZE ? "larger than MAX_PACKET_SIZE" : "receive queue full");
+        atomic_fetch_add(&ctx->rx_dropped, 1);
+        discard(ctx->fd, h->len);
+        return 0;
+    }
+    struct tsv_rx_slot *slot = &ctx->ring[tail % ctx->ring_cap];
+    if (h->len && tsv_read_full(ctx->fd, slot->data, h->len) != (ssize_t)h->len) {
+        TSV_LOG(TSV_ERROR, "reading a delivery from the coordinator: %s", strerror(errno));
+        return -1;
+    }
+    slot->src = h->src;
+    slot->dst = h->dst;
+    slot->len = h->len;
+    atomic_store_explicit(&ctx->rx_tail, tail + 1, memory_order_release);
+    return 1;
+}
+
+/* ---- connection and start ----------------------------------------------------------------- */
+
+static int connect_tcp(const char *spec)
+{
+    char host[256];
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(host)) {
+        TSV_LOG(TSV_ERROR, "bad TCP address 'tcp:%s': expected tcp:HOST:PORT", spec);
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(host, spec, (size_t)(colon - spec));
+    host[colon - spec] = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *ai;
+    int rc = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc) {
+        TSV_LOG(TSV_ERROR, "cannot resolve 'tcp:%s': %s", spec, gai_strerror(rc));
+        errno = EHOSTUNREACH;
+        return -1;
+    }
+    int fd = -1;
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    return fd;
+}
+
+static int connect_unix(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        TSV_LOG(TSV_ERROR, "socket path too long (max %zu bytes): %s", sizeof(sa.sun_path) - 1,
+                path);
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int tsv_session_connect(struct vsg_context *ctx)
+{
+    const char *spec = ctx->opt.socket;
+    int fd = strncmp(spec, "tcp:", 4) == 0 ? connect_tcp(spec + 4) : connect_unix(spec);
+    if (fd < 0) {
+        int err = errno;
+        TSV_LOG(TSV_ERROR, "cannot connect to the coordinator at %s: %s", spec, strerror(err));
+        return err;
+    }
+    ctx->fd = fd;
+    return 0;
+}
+
+int tsv_session_start(struct vsg_context *ctx)
+{
+    struct tsv_hello hello = {.magic = TSV_MAGIC, .version = TSV_VERSION,
+                              .role = ctx->backend->role, .pid = (uint32_t)getpid()};
+    if (write_frame(ctx, TSV_HELLO, 0, 0, &hello, sizeof(hello))) {
+        TSV_LOG(TSV_ERROR, "sending HELLO: %s", strerror(errno));
+        return EIO;
+    }
+    struct tsv_header h;
+    if (read_header(ctx, &h))
+        return EPROTO;
+    if (h.type == TSV_END) {
+        TSV_LOG(TSV_ERROR, "the coordinator ended the simulation before it started");
+        return ECONNABORTED;
+    }
+    if (h.type != TSV_GOTO || h.len != 0 || h.time == 0) {
+        TSV_LOG(TSV_ERROR, "protocol error from the coordinator: expected GOTO with a "
+                           "deadline > 0 after HELLO, got type %u len %u time %llu",
+                h.type, h.len, (unsigned long long)h.time);
+        return EPROTO;
+    }
+    int rc = ctx->backend->start(ctx);
+    if (rc)
+        return rc;
+    uint64_t now = ctx->backend->clock_ns(ctx);
+    set_time_base(ctx, h.time, now);
+    atomic_store(&ctx->state, TSV_STATE_RUNNING);
+    return ctx->backend->arm(ctx, now + h.time);
+}
+
+/* ---- synchronization ---------------------------------------------------------------------- */
+
+static void end_session(struct vsg_context *ctx, uint64_t at)
+{
+    ctx->backend->stop(ctx);
+    set_time_base(ctx, at, ctx->backend->clock_ns(ctx) - at);
+    atomic_store(&ctx->state, TSV_STATE_ENDED);
+}
+
+int tsv_session_deadline(struct vsg_context *ctx)
+{
+    if (atomic_load(&ctx->state) != TSV_STATE_RUNNING)
+        return 0;
+    uint64_t d, raw;
+    read_time(ctx, &d, &raw);
+    if (raw < d)
+        return 0; /* a stale or early signal */
+
+    if (write_frame(ctx, TSV_AT_DEADLINE, d, 0, NULL, 0)) {
+        TSV_LOG(TSV_ERROR, "sending AT_DEADLINE(%llu): %s", (unsigned long long)d,
+                strerror(errno));
+        goto lost;
+    }
+    int delivered = 0;
+    for (;;) {
+        struct tsv_header h;
+        if (read_header(ctx, &h))
+            goto lost;
+        switch (h.type) {
+        case TSV_DELIVER:
+            if (h.time != d) {
+                TSV_LOG(TSV_ERROR, "protocol error from the coordinator: delivery at %llu ns "
+                                   "while stopped at the deadline %llu ns",
+                        (unsigned long long)h.time, (unsigned long long)d);
+                goto lost;
+            }
+            switch (receive_delivery(ctx, &h)) {
+            case 1:
+                delivered++;
+                break;
+            case -1:
+                goto lost;
+            }
+            break;
+        case TSV_GOTO:
+            if (h.len != 0 || h.time <= d) {
+                TSV_LOG(TSV_ERROR, "protocol error from the coordinator: GOTO(%llu ns, %u "
+                                   "bytes) at the deadline %llu ns",
+                        (unsigned long long)h.time, h.len, (unsigned long long)d);
+                goto lost;
+            }
+            uint64_t now = ctx->backend->clock_ns(ctx);
+            /* Hide every ns spent since the deadline: virtual time resumes at d. */
+            set_time_base(ctx, h.time, now - d);
+            if (ctx->backend->arm(ctx, now - d + h.time))
+                goto lost;
+            return delivered;
+        case TSV_END:
+            TSV_LOG(TSV_INFO, "the coordinator ended the simulation at %llu ns",
+                    (unsigned long long)d);
+            discard(ctx->fd, h.len);
+            end_session(ctx, d);
+            return delivered;
+        default:
+            TSV_LOG(TSV_ERROR, "protocol error from the coordinator: unexpected frame type %u "
+                               "at the deadline %llu ns", h.type, (unsigned long long)d);
+            goto lost;
+        }
+    }
+lost:
+    atomic_store(&ctx->lost, 1);
+    end_session(ctx, d);
+    return -1;
+}
+
+void tsv_session_notify(struct vsg_context *ctx, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (ctx->recv_cb)
+            ctx->recv_cb(ctx->recv_cb_arg);
+    if (ctx->deadline_cb && atomic_load(&ctx->state) == TSV_STATE_RUNNING) {
+        uint64_t d = atomic_load(&ctx->deadline);
+        struct timespec ts = {.tv_sec = (time_t)(d / 1000000000),
+                              .tv_nsec = (long)(d % 1000000000)};
+        ctx->deadline_cb(ctx->deadline_cb_arg, ts);
+    }
+}
+
+/* Sends at the current virtual time; first synchronizes if the deadline is already reached,
+ * so that every send is stamped inside the slice it belongs to. *delivered counts messages
+ * delivered by such synchronizations. */
+int tsv_session_send(struct vsg_context *ctx, uint32_t dst, uint32_t len, const uint8_t *msg,
+                     int *delivered)
+{
+    *delivered = 0;
+    for (;;) {
+        int state = atomic_load(&ctx->state);
+        if (state == TSV_STATE_INIT)
+            return ENOTCONN;
+        if (state != TSV_STATE_RUNNING)
+            return EPIPE;
+        uint64_t d, raw;
+        read_time(ctx, &d, &raw);
+        if (raw < d) {
+            if (write_frame(ctx, TSV_SEND, raw, dst, msg, len)) {
+                TSV_LOG(TSV_ERROR, "sending a message: %s", strerror(errno));
+                atomic_store(&ctx->lost, 1);
+                end_session(ctx, d);
+                return EPIPE;
+            }
+            return 0;
+        }
+        int n = tsv_session_deadline(ctx);
+        if (n < 0)
+            return EPIPE;
+        *delivered += n;
+    }
+}
+
+void tsv_session_close(struct vsg_context *ctx)
+{
+    if (atomic_load(&ctx->state) == TSV_STATE_RUNNING) {
+        uint64_t now = tsv_session_now(ctx);
+        ctx->backend->stop(ctx);
+        set_time_base(ctx, now, ctx->backend->clock_ns(ctx) - now);
+        atomic_store(&ctx->state, TSV_STATE_STOPPED);
+    }
+    if (ctx->fd >= 0) {
+        close(ctx->fd);
+        ctx->fd = -1;
+    }
+}

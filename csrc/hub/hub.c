@@ -1,0 +1,820 @@
+/* The hub (see tansiv-hub.h): non-blocking sockets, one epoll set, per-client input and
+ * output buffers. A client's misbehaviour (bad frame, early or late time, broken connection)
+ * removes that client with an event naming it; it never stops the hub. */
+#define _GNU_SOURCE
+#define TSV_LOG_COMPONENT "hub"
+#include "tansiv-hub.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "tansiv-protocol.h"
+
+enum client_state {
+    C_CONNECTED, /* no HELLO yet */
+    C_IDLE,      /* stopped at the barrier */
+    C_RUNNING,   /* granted a deadline it has not reached yet */
+    C_DEAD
+};
+
+struct buf {
+    uint8_t *data;
+    size_t off, len, cap; /* bytes [off, len) are pending */
+};
+
+struct client {
+    int fd;
+    int index; /* in hub->clients, -1 before HELLO */
+    enum client_state state;
+    uint32_t addr, pid;
+    int role;
+    int want_out; /* EPOLLOUT registered */
+    struct buf in, out;
+    char name[64];
+};
+
+struct slot {
+    uint8_t *data;
+    uint32_t len, gen;
+    uint32_t src, dst;
+    int used;
+};
+
+struct tsv_hub {
+    int listen_fd, epfd;
+    char *unix_path;
+    char address[128];
+    char error[256];
+
+    struct client **clients; /* said HELLO, in that order */
+    int nclients, clients_cap;
+    struct client **pending; /* connected, no HELLO yet */
+    int npending, pending_cap;
+    int alive;
+
+    uint64_t barrier, deadline; /* slice [barrier, deadline) */
+    int waiting;                /* clients yet to reach the deadline */
+
+    struct tsv_hub_packet *packets;
+    int npackets, packets_cap;
+
+    struct slot *slots;
+    uint32_t nslots, slots_cap, *free_slots, nfree, held;
+
+    struct tsv_hub_event *events;
+    int ev_head, ev_len, ev_cap;
+
+    struct tsv_hub_stats stats;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void *grow(void *array, int *cap, int need, size_t elem)
+{
+    if (need <= *cap)
+        return array;
+    int ncap = *cap ? *cap * 2 : 16;
+    while (ncap < need)
+        ncap *= 2;
+    void *p = realloc(array, (size_t)ncap * elem);
+    if (!p) {
+        TSV_LOG(TSV_ERROR, "out of memory");
+        abort();
+    }
+    *cap = ncap;
+    return p;
+}
+
+static void set_error(struct tsv_hub *hub, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(hub->error, sizeof(hub->error), fmt, ap);
+    va_end(ap);
+}
+
+static void push_event(struct tsv_hub *hub, int kind, struct client *c, const char *fmt, ...)
+{
+    if (hub->ev_head > 0 && hub->ev_head == hub->ev_len) {
+        hub->ev_head = hub->ev_len = 0;
+    }
+    hub->events = grow(hub->events, &hub->ev_cap, hub->ev_len + 1, sizeof(*hub->events));
+    struct tsv_hub_event *ev = &hub->events[hub->ev_len++];
+    ev->kind = kind;
+    ev->client = c ? c->index : -1;
+    ev->time = hub->barrier;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ev->message, sizeof(ev->message), fmt, ap);
+    va_end(ap);
+    TSV_LOG(kind == TSV_HUB_FAILED ? TSV_WARN : TSV_INFO, "%s", ev->message);
+}
+
+/* ---- payload slots ------------------------------------------------------------------------ */
+
+static uint64_t slot_store(struct tsv_hub *hub, const uint8_t *data, uint32_t len, uint32_t src,
+                           uint32_t dst)
+{
+    uint32_t i;
+    if (hub->nfree) {
+        i = hub->free_slots[--hub->nfree];
+    } else {
+        int cap = (int)hub->slots_cap;
+        hub->slots = grow(hub->slots, &cap, (int)hub->nslots + 1, sizeof(*hub->slots));
+        hub->free_slots = realloc(hub->free_slots, (size_t)cap * sizeof(*hub->free_slots));
+        if (!hub->free_slots)
+            abort();
+        for (uint32_t k = hub->slots_cap; k < (uint32_t)cap; k++)
+            hub->slots[k].gen = 0;
+        hub->slots_cap = (uint32_t)cap;
+        i = hub->nslots++;
+    }
+    struct slot *s = &hub->slots[i];
+    s->data = malloc(len ? len : 1);
+    if (!s->data)
+        abort();
+    memcpy(s->data, data, len);
+    s->len = len;
+    s->src = src;
+    s->dst = dst;
+    s->used = 1;
+    s->gen++;
+    hub->held++;
+    return ((uint64_t)s->gen << 32) | i;
+}
+
+static struct slot *slot_get(struct tsv_hub *hub, uint64_t handle)
+{
+    uint32_t i = (uint32_t)handle;
+    if (i >= hub->nslots)
+        return NULL;
+    struct slot *s = &hub->slots[i];
+    if (!s->used || s->gen != (uint32_t)(handle >> 32))
+        return NULL;
+    return s;
+}
+
+static void slot_free(struct tsv_hub *hub, struct slot *s)
+{
+    free(s->data);
+    s->data = NULL;
+    s->used = 0;
+    hub->free_slots[hub->nfree++] = (uint32_t)(s - hub->slots);
+    hub->held--;
+}
+
+/* ---- buffers and connections -------------------------------------------------------------- */
+
+static void buf_reserve(struct buf *b, size_t extra)
+{
+    if (b->off > 0 && b->off == b->len)
+        b->off = b->len = 0;
+    if (b->len + extra <= b->cap)
+        return;
+    if (b->off > 0) { /* compact first */
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        if (b->len + extra <= b->cap)
+            return;
+    }
+    size_t ncap = b->cap ? b->cap : 4096;
+    while (ncap < b->len + extra)
+        ncap *= 2;
+    uint8_t *p = realloc(b->data, ncap);
+    if (!p)
+        abort();
+    b->data = p;
+    b->cap = ncap;
+}
+
+static void describe(struct client *c)
+{
+    char ip[INET_ADDRSTRLEN] = "?";
+    struct in_addr a = {.s_addr = c->addr};
+    if (c->index >= 0)
+        inet_ntop(AF_INET, &a, ip, sizeof(ip));
+    if (c->index >= 0)
+        snprintf(c->name, sizeof(c->name), "client %d (%s, pid %u)", c->index, ip, c->pid);
+    else
+        snprintf(c->name, sizeof(c->name), "connection fd %d (before HELLO)", c->fd);
+}
+
+static void close_client(struct tsv_hub *hub, struct client *c)
+{
+    if (c->state == C_DEAD)
+        return;
+    if (c->state == C_RUNNING)
+        hub->waiting--;
+    if (c->index >= 0)
+        hub->alive--;
+    epoll_ctl(hub->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+    c->state = C_DEAD;
+    free(c->in.data);
+    free(c->out.data);
+    memset(&c->in, 0, sizeof(c->in));
+    memset(&c->out, 0, sizeof(c->out));
+}
+
+static void fail(struct tsv_hub *hub, struct client *c, const char *fmt, ...)
+{
+    char msg[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    push_event(hub, TSV_HUB_FAILED, c, "%s: %s", c->name, msg);
+    close_client(hub, c);
+}
+
+static void watch_output(struct tsv_hub *hub, struct client *c, int on)
+{
+    if (c->want_out == on)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(hub->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    c->want_out = on;
+}
+
+static int flush(struct tsv_hub *hub, struct client *c)
+{
+    struct buf *b = &c->out;
+    while (b->off < b->len) {
+        ssize_t n = send(c->fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                watch_output(hub, c, 1);
+                return 0;
+            }
+            fail(hub, c, "write error: %s", strerror(errno));
+            return -1;
+        }
+        b->off += (size_t)n;
+        hub->stats.bytes_out += (uint64_t)n;
+    }
+    b->off = b->len = 0;
+    watch_output(hub, c, 0);
+    return 0;
+}
+
+static void queue_frame(struct client *c, uint16_t type, uint64_t time, uint32_t src,
+                        uint32_t dst, const uint8_t *payload, uint32_t len)
+{
+    struct tsv_header h = {.type = type, .len = len, .time = time, .src = src, .dst = dst};
+    buf_reserve(&c->out, TSV_HEADER_SIZE + len);
+    memcpy(c->out.data + c->out.len, &h, TSV_HEADER_SIZE);
+    if (len)
+        memcpy(c->out.data + c->out.len + TSV_HEADER_SIZE, payload, len);
+    c->out.len += TSV_HEADER_SIZE + len;
+}
+
+/* ---- incoming frames ---------------------------------------------------------------------- */
+
+static void on_hello(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
+                     const uint8_t *payload)
+{
+    struct tsv_hello hello;
+    if (h->type != TSV_HELLO) {
+        fail(hub, c, "first frame has type %u, expected HELLO", h->type);
+        return;
+    }
+    if (h->len != sizeof(hello)) {
+        fail(hub, c, "HELLO of %u bytes, expected %zu", h->len, sizeof(hello));
+        return;
+    }
+    memcpy(&hello, payload, sizeof(hello));
+    if (hello.magic != TSV_MAGIC) {
+        fail(hub, c, "HELLO with bad magic 0x%08x: not a tansiv client", hello.magic);
+        return;
+    }
+    if (hello.version != TSV_VERSION) {
+        fail(hub, c, "speaks protocol version %u, this hub speaks %u", hello.version,
+             TSV_VERSION);
+        return;
+    }
+    for (int i = 0; i < hub->npending; i++)
+        if (hub->pending[i] == c) {
+            hub->pending[i] = hub->pending[--hub->npending];
+            break;
+        }
+    hub->clients = grow(hub->clients, &hub->clients_cap, hub->nclients + 1, sizeof(c));
+    c->index = hub->nclients;
+    hub->clients[hub->nclients++] = c;
+    c->addr = h->src;
+    c->pid = hello.pid;
+    c->role = hello.role;
+    c->state = C_IDLE;
+    hub->alive++;
+    describe(c);
+    push_event(hub, TSV_HUB_JOINED, c, "%s joined (role %u)", c->name, hello.role);
+}
+
+static void on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
+                     const uint8_t *payload)
+{
+    if (c->state == C_CONNECTED) {
+        on_hello(hub, c, h, payload);
+        return;
+    }
+    if (c->state != C_RUNNING) {
+        fail(hub, c, "sent a frame of type %u while stopped at the barrier %llu ns", h->type,
+             (unsigned long long)hub->barrier);
+        return;
+    }
+    switch (h->type) {
+    case TSV_SEND:
+        if (h->time < hub->barrier || h->time >= hub->deadline) {
+            fail(hub, c, "sent a packet stamped %llu ns, outside its slice [%llu, %llu) ns",
+                 (unsigned long long)h->time, (unsigned long long)hub->barrier,
+                 (unsigned long long)hub->deadline);
+            return;
+        }
+        if (h->src != c->addr) {
+            fail(hub, c, "sent a packet with a source address other than its own");
+            return;
+        }
+        hub->packets = grow(hub->packets, &hub->packets_cap, hub->npackets + 1,
+                            sizeof(*hub->packets));
+        struct tsv_hub_packet *p = &hub->packets[hub->npackets];
+        p->time = h->time;
+        p->handle = slot_store(hub, payload, h->len, h->src, h->dst);
+        p->src = h->src;
+        p->dst = h->dst;
+        p->size = h->len;
+        p->client = c->index;
+        p->seq = (uint32_t)hub->npackets++;
+        hub->stats.packets++;
+        break;
+    case TSV_AT_DEADLINE:
+        if (h->time != hub->deadline || h->len != 0) {
+            fail(hub, c, "AT_DEADLINE(%llu ns, %u bytes) while the deadline is %llu ns",
+                 (unsigned long long)h->time, h->len, (unsigned long long)hub->deadline);
+            return;
+        }
+        c->state = C_IDLE;
+        hub->waiting--;
+        break;
+    default:
+        fail(hub, c, "unexpected frame type %u", h->type);
+    }
+}
+
+/* Reads what is available and handles every whole frame. */
+static void on_readable(struct tsv_hub *hub, struct client *c)
+{
+    for (;;) {
+        buf_reserve(&c->in, 65536);
+        ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            fail(hub, c, "read error: %s", strerror(errno));
+            return;
+        }
+        if (n == 0) {
+            if (c->in.len > c->in.off)
+                fail(hub, c, "connection closed in the middle of a frame");
+            else if (c->state == C_CONNECTED)
+                fail(hub, c, "connection closed before HELLO");
+            else {
+                push_event(hub, TSV_HUB_LEFT, c, "%s left", c->name);
+                close_client(hub, c);
+            }
+            return;
+        }
+        c->in.len += (size_t)n;
+        hub->stats.bytes_in += (uint64_t)n;
+        while (c->state != C_DEAD && c->in.len - c->in.off >= TSV_HEADER_SIZE) {
+            struct tsv_header h;
+            memcpy(&h, c->in.data + c->in.off, TSV_HEADER_SIZE);
+            if (h.len > TSV_MAX_PAYLOAD) {
+                fail(hub, c, "frame of type %u announces %u bytes (max %u)", h.type, h.len,
+                     TSV_MAX_PAYLOAD);
+                return;
+            }
+            if (c->in.len - c->in.off < TSV_HEADER_SIZE + h.len)
+                break;
+            const uint8_t *payload = c->in.data + c->in.off + TSV_HEADER_SIZE;
+            c->in.off += TSV_HEADER_SIZE + h.len;
+            on_frame(hub, c, &h, payload);
+        }
+        if (c->state == C_DEAD)
+            return;
+    }
+}
+
+/* ---- listening ---------------------------------------------------------------------------- */
+
+static int listen_unix(struct tsv_hub *hub, const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        set_error(hub, "socket path longer than %zu bytes: %s", sizeof(sa.sun_path) - 1, path);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 256) < 0) {
+        set_error(hub, "cannot listen on %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    hub->unix_path = strdup(path);
+    snprintf(hub->address, sizeof(hub->address), "%s", path);
+    return fd;
+}
+
+static int listen_tcp(struct tsv_hub *hub, const char *spec)
+{
+    char host[128];
+    const char *colon = strrchr(spec, ':');
+    if (!colon || (size_t)(colon - spec) >= sizeof(host)) {
+        set_error(hub, "bad TCP address 'tcp:%s': expected tcp:HOST:PORT", spec);
+        return -1;
+    }
+    memcpy(host, spec, (size_t)(colon - spec));
+    host[colon - spec] = '\0';
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE},
+                    *res;
+    int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+    if (rc) {
+        set_error(hub, "cannot resolve 'tcp:%s': %s", spec, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 256) < 0) {
+        set_error(hub, "cannot listen on tcp:%s: %s", spec, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &sin.sin_addr, ip, sizeof(ip));
+    snprintf(hub->address, sizeof(hub->address), "tcp:%s:%u", ip, ntohs(sin.sin_port));
+    return fd;
+}
+
+struct tsv_hub *tsv_hub_new(const char *address, char *error, size_t error_len)
+{
+    struct tsv_hub *hub = calloc(1, sizeof(*hub));
+    if (!hub)
+        return NULL;
+    hub->listen_fd = strncmp(address, "tcp:", 4) == 0 ? listen_tcp(hub, address + 4)
+                                                      : listen_unix(hub, address);
+    if (hub->listen_fd >= 0) {
+        hub->epfd = epoll_create1(EPOLL_CLOEXEC);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+        if (hub->epfd < 0 || epoll_ctl(hub->epfd, EPOLL_CTL_ADD, hub->listen_fd, &ev) < 0)
+            set_error(hub, "epoll: %s", strerror(errno));
+        else
+            return hub;
+    }
+    if (error && error_len)
+        snprintf(error, error_len, "%s", hub->error);
+    tsv_hub_free(hub);
+    return NULL;
+}
+
+static void stop_listening(struct tsv_hub *hub)
+{
+    if (hub->listen_fd < 0)
+        return;
+    epoll_ctl(hub->epfd, EPOLL_CTL_DEL, hub->listen_fd, NULL);
+    close(hub->listen_fd);
+    hub->listen_fd = -1;
+    if (hub->unix_path) {
+        unlink(hub->unix_path);
+        free(hub->unix_path);
+        hub->unix_path = NULL;
+    }
+}
+
+void tsv_hub_free(struct tsv_hub *hub)
+{
+    if (!hub)
+        return;
+    stop_listening(hub);
+    for (int i = 0; i < hub->nclients; i++) {
+        close_client(hub, hub->clients[i]);
+        free(hub->clients[i]);
+    }
+    for (int i = 0; i < hub->npending; i++) {
+        close_client(hub, hub->pending[i]);
+        free(hub->pending[i]);
+    }
+    for (uint32_t i = 0; i < hub->nslots; i++)
+        free(hub->slots[i].data);
+    if (hub->epfd > 0)
+        close(hub->epfd);
+    free(hub->clients);
+    free(hub->pending);
+    free(hub->packets);
+    free(hub->slots);
+    free(hub->free_slots);
+    free(hub->events);
+    free(hub);
+}
+
+static void accept_all(struct tsv_hub *hub)
+{
+    for (;;) {
+        int fd = accept4(hub->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails on Unix: fine */
+        struct client *c = calloc(1, sizeof(*c));
+        if (!c)
+            abort();
+        c->fd = fd;
+        c->index = -1;
+        c->state = C_CONNECTED;
+        describe(c);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        epoll_ctl(hub->epfd, EPOLL_CTL_ADD, fd, &ev);
+        hub->pending = grow(hub->pending, &hub->pending_cap, hub->npending + 1, sizeof(c));
+        hub->pending[hub->npending++] = c;
+    }
+}
+
+/* Runs one epoll_wait and handles what it reports; -1 on a hub error. */
+static int poll_once(struct tsv_hub *hub, int timeout_ms)
+{
+    struct epoll_event evs[64];
+    uint64_t t0 = now_ns();
+    int n = epoll_wait(hub->epfd, evs, 64, timeout_ms);
+    hub->stats.wait_ns += now_ns() - t0;
+    if (n < 0) {
+        if (errno == EINTR)
+            return 0;
+        set_error(hub, "epoll_wait: %s", strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        struct client *c = evs[i].data.ptr;
+        if (!c) {
+            accept_all(hub);
+            continue;
+        }
+        if (c->state == C_DEAD)
+            continue;
+        if (evs[i].events & EPOLLOUT)
+            flush(hub, c);
+        if (c->state != C_DEAD && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+            on_readable(hub, c);
+    }
+    return 0;
+}
+
+static int remaining_ms(uint64_t end)
+{
+    if (end == UINT64_MAX)
+        return -1;
+    uint64_t t = now_ns();
+    return t >= end ? 0 : (int)((end - t + 999999) / 1000000);
+}
+
+int tsv_hub_accept(struct tsv_hub *hub, int count, int timeout_ms)
+{
+    uint64_t t0 = now_ns(), wait0 = hub->stats.wait_ns;
+    uint64_t end = timeout_ms < 0 ? UINT64_MAX : t0 + (uint64_t)timeout_ms * 1000000u;
+    int rc = 0;
+    while (hub->nclients < count && hub->listen_fd >= 0) {
+        int ms = remaining_ms(end);
+        if (ms == 0)
+            break;
+        if (poll_once(hub, ms) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    if (hub->nclients >= count)
+        stop_listening(hub);
+    hub->stats.busy_ns += now_ns() - t0 - (hub->stats.wait_ns - wait0);
+    return rc < 0 ? -1 : hub->nclients;
+}
+
+/* ---- rounds ------------------------------------------------------------------------------- */
+
+int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline)
+{
+    uint64_t t0 = now_ns();
+    if (deadline <= hub->deadline) {
+        set_error(hub, "deadline %llu ns is not after the previous one (%llu ns)",
+                  (unsigned long long)deadline, (unsigned long long)hub->deadline);
+        return -1;
+    }
+    if (hub->waiting) {
+        set_error(hub, "a round is still under way");
+        return -1;
+    }
+    hub->barrier = hub->deadline;
+    hub->deadline = deadline;
+    hub->npackets = 0;
+    for (int i = 0; i < hub->nclients; i++) {
+        struct client *c = hub->clients[i];
+        if (c->state != C_IDLE)
+            continue;
+        queue_frame(c, TSV_GOTO, deadline, 0, 0, NULL, 0);
+        c->state = C_RUNNING;
+        hub->waiting++;
+        flush(hub, c);
+    }
+    hub->stats.busy_ns += now_ns() - t0;
+    return 0;
+}
+
+static int cmp_packets(const void *a, const void *b)
+{
+    const struct tsv_hub_packet *p = a, *q = b;
+    if (p->time != q->time)
+        return p->time < q->time ? -1 : 1;
+    if (p->client != q->client)
+        return p->client < q->client ? -1 : 1;
+    return p->seq < q->seq ? -1 : p->seq > q->seq;
+}
+
+int tsv_hub_wait(struct tsv_hub *hub, int timeout_ms)
+{
+    uint64_t t0 = now_ns(), wait0 = hub->stats.wait_ns;
+    uint64_t end = timeout_ms < 0 ? UINT64_MAX : t0 + (uint64_t)timeout_ms * 1000000u;
+    int rc = 1;
+    while (hub->waiting > 0) {
+        int ms = remaining_ms(end);
+        if (ms == 0) {
+            rc = 0;
+            break;
+        }
+        if (poll_once(hub, ms) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 1) {
+        qsort(hub->packets, (size_t)hub->npackets, sizeof(*hub->packets), cmp_packets);
+        hub->barrier = hub->deadline;
+        hub->stats.rounds++;
+    }
+    hub->stats.busy_ns += now_ns() - t0 - (hub->stats.wait_ns - wait0);
+    return rc;
+}
+
+int tsv_hub_packet_count(const struct tsv_hub *hub)
+{
+    return hub->npackets;
+}
+
+const struct tsv_hub_packet *tsv_hub_packets(const struct tsv_hub *hub)
+{
+    return hub->packets;
+}
+
+int tsv_hub_deliver(struct tsv_hub *hub, uint64_t handle, int client, uint64_t time)
+{
+    uint64_t t0 = now_ns();
+    int rc = 0;
+    struct slot *s = slot_get(hub, handle);
+    if (!s) {
+        set_error(hub, "unknown payload handle %llu", (unsigned long long)handle);
+        return -1;
+    }
+    if (hub->waiting || time != hub->barrier) {
+        set_error(hub, "delivery at %llu ns outside the barrier (%llu ns)",
+                  (unsigned long long)time, (unsigned long long)hub->barrier);
+        rc = -1;
+    } else if (client < 0 || client >= hub->nclients || hub->clients[client]->state == C_DEAD) {
+        set_error(hub, "delivery to client %d, which is gone", client);
+        rc = -1;
+    } else {
+        struct client *c = hub->clients[client];
+        queue_frame(c, TSV_DELIVER, time, s->src, s->dst, s->data, s->len);
+        flush(hub, c);
+    }
+    slot_free(hub, s);
+    hub->stats.busy_ns += now_ns() - t0;
+    return rc;
+}
+
+void tsv_hub_drop(struct tsv_hub *hub, uint64_t handle)
+{
+    struct slot *s = slot_get(hub, handle);
+    if (s)
+        slot_free(hub, s);
+}
+
+void tsv_hub_remove(struct tsv_hub *hub, int client, const char *why)
+{
+    if (client < 0 || client >= hub->nclients)
+        return;
+    struct client *c = hub->clients[client];
+    if (c->state == C_DEAD)
+        return;
+    TSV_LOG(TSV_INFO, "removing %s: %s", c->name, why ? why : "asked by the coordinator");
+    close_client(hub, c);
+}
+
+int tsv_hub_end(struct tsv_hub *hub, int timeout_ms)
+{
+    uint64_t end = timeout_ms < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ms * 1000000u;
+    for (int i = 0; i < hub->nclients; i++) {
+        struct client *c = hub->clients[i];
+        if (c->state == C_DEAD)
+            continue;
+        queue_frame(c, TSV_END, hub->barrier, 0, 0, NULL, 0);
+        flush(hub, c);
+    }
+    for (;;) {
+        int pending = 0;
+        for (int i = 0; i < hub->nclients; i++)
+            if (hub->clients[i]->state != C_DEAD && hub->clients[i]->out.len)
+                pending = 1;
+        int ms = remaining_ms(end);
+        if (!pending || ms == 0)
+            return pending ? -1 : 0;
+        if (poll_once(hub, ms) < 0)
+            return -1;
+    }
+}
+
+/* ---- accessors ---------------------------------------------------------------------------- */
+
+static const struct client *get(const struct tsv_hub *hub, int i)
+{
+    return i >= 0 && i < hub->nclients ? hub->clients[i] : NULL;
+}
+
+int tsv_hub_client_count(const struct tsv_hub *hub) { return hub->nclients; }
+int tsv_hub_alive_count(const struct tsv_hub *hub) { return hub->alive; }
+
+uint32_t tsv_hub_client_address(const struct tsv_hub *hub, int i)
+{
+    return get(hub, i) ? get(hub, i)->addr : 0;
+}
+
+uint32_t tsv_hub_client_pid(const struct tsv_hub *hub, int i)
+{
+    return get(hub, i) ? get(hub, i)->pid : 0;
+}
+
+int tsv_hub_client_role(const struct tsv_hub *hub, int i)
+{
+    return get(hub, i) ? get(hub, i)->role : 0;
+}
+
+int tsv_hub_client_alive(const struct tsv_hub *hub, int i)
+{
+    return get(hub, i) && get(hub, i)->state != C_DEAD;
+}
+
+int tsv_hub_next_event(struct tsv_hub *hub, struct tsv_hub_event *event)
+{
+    if (hub->ev_head >= hub->ev_len)
+        return 0;
+    *event = hub->events[hub->ev_head++];
+    return 1;
+}
+
+const char *tsv_hub_error(const struct tsv_hub *hub) { return hub->error; }
+const char *tsv_hub_address(const struct tsv_hub *hub) { return hub->address; }
+
+void tsv_hub_get_stats(const struct tsv_hub *hub, struct tsv_hub_stats *stats)
+{
+    *stats = hub->stats;
+}
+
+int tsv_hub_payloads_held(const struct tsv_hub *hub) { return (int)hub->held; }

@@ -1,0 +1,94 @@
+/* The hub: the coordinator's side of the wire protocol, the hot path of every round.
+ *
+ * It accepts the participants, sends each round's deadline to all of them, gathers their
+ * packets in parallel until every one reached the deadline, keeps the payloads and hands out
+ * only metadata, and delivers payloads by handle. The coordinator (Python, through cffi)
+ * decides deadlines and delivery times; the hub checks that every participant keeps to them.
+ *
+ * Read by cffi (tansiv/hub.py): declarations only, no macros in them.
+ */
+#ifndef TANSIV_HUB_H
+#define TANSIV_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct tsv_hub;
+
+/* One packet a participant sent during the last round. */
+struct tsv_hub_packet {
+    uint64_t time;   /* virtual send time, ns */
+    uint64_t handle; /* its payload, until tsv_hub_deliver or tsv_hub_drop */
+    uint32_t src;    /* in_addr_t, as the sender wrote it */
+    uint32_t dst;    /* in_addr_t */
+    uint32_t size;   /* payload bytes */
+    int32_t client;  /* index of the sending client */
+    uint32_t seq;    /* order of arrival in the round */
+};
+
+enum tsv_hub_event_kind {
+    TSV_HUB_JOINED = 1, /* said HELLO */
+    TSV_HUB_LEFT = 2,   /* closed its connection between frames */
+    TSV_HUB_FAILED = 3  /* broke the protocol or the connection; disconnected */
+};
+
+struct tsv_hub_event {
+    int32_t kind;
+    int32_t client; /* -1 for a connection that never said HELLO */
+    uint64_t time;  /* the barrier time when it happened, ns */
+    char message[256];
+};
+
+struct tsv_hub_stats {
+    uint64_t rounds;
+    uint64_t packets;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t busy_ns; /* inside hub calls, not blocked */
+    uint64_t wait_ns; /* blocked waiting for participants */
+};
+
+/* Listens on a Unix socket path or on tcp:HOST:PORT. NULL on error, with the reason in
+ * error[0..error_len). */
+struct tsv_hub *tsv_hub_new(const char *address, char *error, size_t error_len);
+void tsv_hub_free(struct tsv_hub *hub);
+/* Where clients connect: the path, or tcp:IP:PORT with the port actually bound. */
+const char *tsv_hub_address(const struct tsv_hub *hub);
+
+/* Accepts connections until `count` clients said HELLO or timeout_ms passed (< 0: forever).
+ * Returns the number of clients that said HELLO, -1 on error (tsv_hub_error). Stops
+ * listening when it returns `count`. */
+int tsv_hub_accept(struct tsv_hub *hub, int count, int timeout_ms);
+int tsv_hub_client_count(const struct tsv_hub *hub);
+uint32_t tsv_hub_client_address(const struct tsv_hub *hub, int client);
+uint32_t tsv_hub_client_pid(const struct tsv_hub *hub, int client);
+int tsv_hub_client_role(const struct tsv_hub *hub, int client);
+int tsv_hub_client_alive(const struct tsv_hub *hub, int client);
+int tsv_hub_alive_count(const struct tsv_hub *hub);
+
+/* Starts a round: every live client may run until `deadline` (ns, > the last one). */
+int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline);
+/* Gathers until every live client reached the deadline: 1 when all did, 0 on timeout
+ * (call again), -1 on error. Clients that fail or leave are dropped from the round (events). */
+int tsv_hub_wait(struct tsv_hub *hub, int timeout_ms);
+/* The packets of the last round, sorted by (time, client, order of sending). */
+int tsv_hub_packet_count(const struct tsv_hub *hub);
+const struct tsv_hub_packet *tsv_hub_packets(const struct tsv_hub *hub);
+
+/* At a barrier: delivers a payload to a client at `time` (== the barrier time) and frees it.
+ * 0, or -1 if the handle is unknown or the client is gone (the payload is freed anyway). */
+int tsv_hub_deliver(struct tsv_hub *hub, uint64_t handle, int client, uint64_t time);
+void tsv_hub_drop(struct tsv_hub *hub, uint64_t handle);
+/* Disconnects a client (for instance, its process died). */
+void tsv_hub_remove(struct tsv_hub *hub, int client, const char *why);
+/* Sends END to every live client and flushes (waiting at most timeout_ms). */
+int tsv_hub_end(struct tsv_hub *hub, int timeout_ms);
+
+/* Pops the oldest event: 1 if *event was filled, 0 if there is none. */
+int tsv_hub_next_event(struct tsv_hub *hub, struct tsv_hub_event *event);
+const char *tsv_hub_error(const struct tsv_hub *hub);
+void tsv_hub_get_stats(const struct tsv_hub *hub, struct tsv_hub_stats *stats);
+/* Payloads held (sent, neither delivered nor dropped). */
+int tsv_hub_payloads_held(const struct tsv_hub *hub);
+
+#endif /* TANSIV_HUB_H */

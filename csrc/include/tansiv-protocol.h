@@ -1,0 +1,59 @@
+/* tansiv wire protocol between participants (clients) and the coordinator (hub).
+ *
+ * One framing for everything: a fixed 24-byte header followed by `len` payload bytes.
+ * All integers are little-endian (every supported host is). Addresses are IPv4 addresses
+ * as in_addr_t values, i.e. the four octets in network order.
+ *
+ * Conversation (T is the barrier time, D the next deadline, times in ns since simulation start):
+ *   client -> hub   HELLO        payload: struct tsv_hello; header.src = client address
+ *   hub -> client   GOTO(D)      run until virtual time D            (first one starts time at 0)
+ *   client -> hub   SEND(t)      a packet sent at virtual time t, T <= t < D; src/dst set
+ *   client -> hub   AT_DEADLINE(D)  reached D, every SEND of [T, D) was written before this
+ *   hub -> client   DELIVER(t)   a packet delivered at t == the client's current time (a barrier)
+ *   hub -> client   GOTO(D') ... or END (the simulation is over)
+ *
+ * This header is read by C (client, hub, tests) and by Python through cffi (tansiv/protocol.py):
+ * keep it to integer #defines, enums and plain structs.
+ */
+#ifndef TANSIV_PROTOCOL_H
+#define TANSIV_PROTOCOL_H
+
+#include <stdint.h>
+
+#define TSV_MAGIC 0x5653544e
+#define TSV_VERSION 1
+#define TSV_HEADER_SIZE 24
+#define TSV_MAX_PAYLOAD 65536
+
+enum tsv_msg_type {
+    TSV_HELLO = 1,
+    TSV_SEND = 2,
+    TSV_AT_DEADLINE = 3,
+    TSV_GOTO = 16,
+    TSV_DELIVER = 17,
+    TSV_END = 18
+};
+
+enum tsv_role {
+    TSV_ROLE_PROCESS = 1,
+    TSV_ROLE_VM = 2
+};
+
+struct tsv_header {
+    uint16_t type;  /* enum tsv_msg_type */
+    uint16_t flags; /* reserved, 0 */
+    uint32_t len;   /* payload bytes that follow, <= TSV_MAX_PAYLOAD */
+    uint64_t time;  /* ns since simulation start */
+    uint32_t src;   /* in_addr_t */
+    uint32_t dst;   /* in_addr_t */
+};
+
+struct tsv_hello {
+    uint32_t magic;   /* TSV_MAGIC */
+    uint16_t version; /* TSV_VERSION */
+    uint16_t role;    /* enum tsv_role */
+    uint32_t pid;
+    uint32_t reserved;
+};
+
+#endif /* TANSIV_PROTOCOL_H */

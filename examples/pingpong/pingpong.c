@@ -1,0 +1,122 @@
+/* pingpong: COUNT round trips of SIZE-byte messages between two participants, each timed
+ * with vsg_gettimeofday (simulated time) and printed as one JSON line.
+ *
+ *   pingpong SOCKET [vsg options] -- client PEER [COUNT [SIZE]]
+ *   pingpong SOCKET [vsg options] -- server PEER [COUNT]
+ *
+ * tansiv run passes the coordinator's SOCKET first; the vsg options (at least -n ADDRESS) come
+ * from the deployment. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tansiv-client.h>
+
+static sem_t arrived;
+
+/* Runs in the deadline signal handler: only async-signal-safe work. */
+static void on_message(uintptr_t arg)
+{
+    (void)arg;
+    sem_post(&arrived);
+}
+
+static void die(const char *what, int err)
+{
+    fprintf(stderr, "pingpong: %s: %s\n", what, err ? strerror(err) : "failed");
+    exit(1);
+}
+
+static void wait_message(const struct vsg_context *ctx, uint8_t *buf, uint32_t *len)
+{
+    while (sem_wait(&arrived) < 0)
+        if (errno != EINTR)
+            die("sem_wait", errno);
+    int rc = vsg_recv(ctx, NULL, NULL, len, buf);
+    if (rc)
+        die("vsg_recv", rc);
+}
+
+static double now_us(const struct vsg_context *ctx)
+{
+    struct timeval tv;
+    vsg_gettimeofday(ctx, &tv, NULL);
+    return (double)tv.tv_sec * 1e6 + (double)tv.tv_usec;
+}
+
+int main(int argc, char *argv[])
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: pingpong SOCKET [vsg options] -- client|server PEER "
+                        "[COUNT [SIZE]]\n");
+        return 2;
+    }
+    /* vsg options: -a SOCKET, then ours up to "--". */
+    const char **vsg_argv = calloc((size_t)argc + 1, sizeof(*vsg_argv));
+    vsg_argv[0] = "-a";
+    vsg_argv[1] = argv[1];
+    for (int i = 2; i < argc; i++)
+        vsg_argv[i] = argv[i];
+    int next = 0;
+    sem_init(&arrived, 0, 0);
+    struct vsg_context *ctx = vsg_init(argc, vsg_argv, &next, on_message, 0, NULL, 0);
+    if (!ctx)
+        die("vsg_init", errno);
+    if (argc - next < 2) {
+        fprintf(stderr, "pingpong: expected client|server PEER after --\n");
+        return 2;
+    }
+    const char *role = vsg_argv[next];
+    const char *peer_str = vsg_argv[next + 1];
+    int count = argc - next > 2 ? atoi(vsg_argv[next + 2]) : 10;
+    uint32_t size = argc - next > 3 ? (uint32_t)atoi(vsg_argv[next + 3]) : 1000;
+    struct in_addr peer;
+    if (inet_pton(AF_INET, peer_str, &peer) != 1) {
+        fprintf(stderr, "pingpong: bad peer address '%s'\n", peer_str);
+        return 2;
+    }
+    if (count <= 0 || size > MAX_PACKET_SIZE) {
+        fprintf(stderr, "pingpong: COUNT must be > 0 and SIZE <= %d\n", MAX_PACKET_SIZE);
+        return 2;
+    }
+    int is_client = strcmp(role, "client") == 0;
+    if (!is_client && strcmp(role, "server") != 0) {
+        fprintf(stderr, "pingpong: role must be client or server, not '%s'\n", role);
+        return 2;
+    }
+
+    int rc = vsg_start(ctx, NULL);
+    if (rc)
+        die("vsg_start", rc);
+
+    uint8_t buf[MAX_PACKET_SIZE];
+    for (int seq = 1; seq <= count; seq++) {
+        if (is_client) {
+            memset(buf, seq & 0xff, size);
+            double t0 = now_us(ctx);
+            rc = vsg_send(ctx, peer.s_addr, size, buf);
+            if (rc)
+                die("vsg_send", rc);
+            uint32_t len = sizeof(buf);
+            wait_message(ctx, buf, &len);
+            double t1 = now_us(ctx);
+            printf("{\"event\": \"rtt\", \"seq\": %d, \"size\": %u, \"peer\": \"%s\", "
+                   "\"send_us\": %.0f, \"rtt_us\": %.0f}\n",
+                   seq, size, peer_str, t0, t1 - t0);
+            fflush(stdout);
+        } else {
+            uint32_t len = sizeof(buf);
+            wait_message(ctx, buf, &len);
+            rc = vsg_send(ctx, peer.s_addr, len, buf);
+            if (rc)
+                die("vsg_send", rc);
+        }
+    }
+    vsg_stop(ctx);
+    vsg_cleanup(ctx);
+    free(vsg_argv);
+    return 0;
+}

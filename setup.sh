@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Sets up tansiv on Debian 12 or 13, idempotently: Debian packages, the virtual environment
+# (.venv, from Debian's Python with system site packages, where python3-simgrid lives), the
+# Python package, and the C core built in build/ and installed into .venv.
+#   ./setup.sh            everything
+#   TANSIV_SKIP_APT=1     do not touch Debian packages (they must be there)
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+VENV=$ROOT/.venv
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+[ -r /etc/debian_version ] || die "not a Debian system (no /etc/debian_version)"
+debian=$(cut -d. -f1 /etc/debian_version)
+case "$debian" in
+  12|13) ;;
+  *) say "warning: Debian $(cat /etc/debian_version) is untested (12 and 13 are supported)" ;;
+esac
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || die "run as root, or install sudo"
+  SUDO=sudo
+fi
+
+PACKAGES=(build-essential cmake pkg-config python3-venv python3-dev python3-simgrid
+          libsimgrid-dev libboost-dev)
+
+if [ -z "${TANSIV_SKIP_APT:-}" ]; then
+  missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
+  fi
+fi
+
+# Debian's Python: python3-simgrid is built for it only.
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import simgrid' 2>/dev/null; then
+  say "recreating $VENV (it cannot import simgrid)"
+  rm -rf "$VENV"
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV"
+  /usr/bin/python3 -m venv --system-site-packages "$VENV"
+fi
+# Reinstall only when the package definition changed.
+stamp=$VENV/.tansiv-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  say "installing the Python package and its dependencies"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
+  touch "$stamp"
+fi
+
+say "building the C core"
+cmake -S csrc -B build -DCMAKE_INSTALL_PREFIX="$VENV" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$(nproc)" >/dev/null
+cmake --install build >/dev/null
+
+say "ready: Debian $(cat /etc/debian_version), SimGrid $("$VENV/bin/python" -c \
+  'import simgrid; v = simgrid.simgrid_version; print(v() if callable(v) else v)' 2>/dev/null),
+       run '. .venv/bin/activate' to get the tansiv command"

@@ -1,0 +1,222 @@
+"""Command line: `tansiv run PLATFORM DEPLOYMENT`, `tansiv check PLATFORM DEPLOYMENT`.
+
+Exit status: 0 success, 1 error (bad input, internal), 2 usage, 3 a participant crashed or
+failed (the run went on without it and its results are kept), 130 interrupted."""
+
+import argparse
+import datetime
+import json
+import logging
+import platform as pyplatform
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError, TansivError
+
+log = logging.getLogger("tansiv")
+
+EXIT_OK, EXIT_ERROR, EXIT_PARTICIPANT, EXIT_INTERRUPTED = 0, 1, 3, 130
+
+_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+
+def seconds(text: str) -> float:
+    """'0.001', '1ms', '250us', '10ns' -> seconds."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(s|ms|us|ns)?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration (examples: 0.001, 1ms, "
+                                         "250us)")
+    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tansiv", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=f"tansiv {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def common(p):
+        p.add_argument("platform", type=Path, help="SimGrid platform file")
+        p.add_argument("deployment", type=Path, help="TANSIV deployment file")
+        p.add_argument("--force", type=seconds, metavar="SECONDS",
+                       help="lookahead to use instead of the smallest route latency")
+        p.add_argument("--cfg", action="append", default=[], metavar="OPTION:VALUE",
+                       help="SimGrid configuration option (repeatable), e.g. "
+                            "network/model:LV08")
+        p.add_argument("--log-level", default="info",
+                       choices=["debug", "info", "warning", "error"])
+
+    run = sub.add_parser("run", help="run an experiment")
+    common(run)
+    run.add_argument("--socket", metavar="PATH",
+                     help="where participants connect: a Unix socket path (default: a fresh "
+                          "temporary one) or tcp:HOST:PORT")
+    run.add_argument("--out", type=Path, metavar="DIR",
+                     help="the run's folder (default: ./tansiv-run-DATE-TIME)")
+    run.add_argument("--until", type=seconds, metavar="SECONDS",
+                     help="end the simulation at this simulated time")
+    run.add_argument("--overhead", type=int, default=0, metavar="BYTES",
+                     help="bytes added to every packet's size in the simulation (default 0)")
+    run.add_argument("--connect-timeout", type=float, default=60.0, metavar="SECONDS")
+    run.add_argument("--quiet", action="store_true",
+                     help="do not echo the participants' output")
+
+    check = sub.add_parser("check", help="check inputs; print routes and the lookahead")
+    common(check)
+    check.add_argument("--json", action="store_true", help="print JSON")
+    return ap
+
+
+def _setup_logging(level: str) -> None:
+    root = logging.getLogger("tansiv")
+    root.setLevel(logging.DEBUG)
+    h = logging.StreamHandler(sys.stderr)
+    h.setLevel(getattr(logging, level.upper()))
+    h.setFormatter(logging.Formatter("tansiv: %(levelname)s: %(message)s"))
+    root.addHandler(h)
+
+
+def _load(args):
+    """Platform and deployment, checked against each other."""
+    from . import deployment as dep
+    from .platform import Network
+    d = dep.parse(args.deployment)
+    net = Network(args.platform, cfg=args.cfg, quiet=args.log_level != "debug")
+    dep.check_hosts(d, net.hosts)
+    return net, d
+
+
+def cmd_check(args) -> int:
+    net, d = _load(args)
+    rows = []
+    for a in d.actors:
+        for b in d.actors:
+            if a is b:
+                continue
+            lat, bw, links = net.route(a.host, b.host)
+            rows.append({"src": a.address, "dst": b.address, "latency_s": lat,
+                         "bandwidth_Bps": bw, "links": links})
+    lookahead, pair = net.lookahead([a.host for a in d.actors])
+    result = {"participants": [{"address": a.address, "host": a.host, "program": a.program}
+                               for a in d.actors],
+              "routes": rows, "lookahead_ns": lookahead}
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    for a in d.actors:
+        print(f"{a.address:15} on {a.host}: {a.program} {' '.join(a.args)}")
+    for r in rows:
+        print(f"{r['src']:15} -> {r['dst']:15} latency {r['latency_s'] * 1e6:10.3f} us  "
+              f"bandwidth {r['bandwidth_Bps'] / 1e6:10.3f} MB/s  ({len(r['links'])} links)")
+    if lookahead is None:
+        print("lookahead: undefined (one participant)")
+    else:
+        print(f"lookahead: {lookahead} ns ({pair[0]} -> {pair[1]})")
+        if lookahead == 0 and args.force is None:
+            raise InputError(f"zero lookahead: the route {pair[0]} -> {pair[1]} has no latency",
+                             args.platform)
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from .coordinator import Coordinator, Options, RunError
+    from .hub import Hub
+    from .participants import Participant, resolve_program
+    from .platform import Network
+    from .rundir import RunDir
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    net, d = _load(args)
+    programs = [resolve_program(a, d.path) for a in d.actors]
+    out = args.out or Path(f"tansiv-run-{started.astimezone():%Y%m%d-%H%M%S}")
+    rundir = RunDir(out)
+    rundir.attach_log()
+    rundir.copy_inputs(args.platform, args.deployment)
+    tmpdir = None
+    socket = args.socket
+    if socket is None:
+        tmpdir = tempfile.mkdtemp(prefix="tansiv-")
+        socket = f"{tmpdir}/hub.sock"
+
+    participants = [Participant(a, prog, rundir.participant_log(a.address))
+                    for a, prog in zip(d.actors, programs)]
+    opts = Options(force_lookahead_ns=round(args.force * 1e9) if args.force is not None else None,
+                   until_ns=round(args.until * 1e9) if args.until is not None else None,
+                   overhead=args.overhead, connect_timeout_s=args.connect_timeout,
+                   echo=not args.quiet)
+    status, error = "error", None
+    hub = coord = None
+    summary = {}
+    t0 = time.monotonic()
+    try:
+        hub = Hub(socket)
+        coord = Coordinator(net, participants, hub, rundir, opts)
+        coord.start()
+        coord.run()
+        status = "ok"
+    except KeyboardInterrupt:
+        status, error = "interrupted", "interrupted"
+        log.error("interrupted: ending the simulation")
+    except TansivError as e:
+        error = str(e)
+    finally:
+        if coord:
+            coord.finish()
+            summary = coord.summary()
+        for p in participants:
+            p.terminate(grace_s=2.0)
+        if hub:
+            hub.close()
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        if status == "ok" and any(p.state in ("crashed", "failed") for p in participants):
+            status = "participant-failure"
+        rundir.finish({
+            "status": status, "error": error,
+            "command": sys.argv, "started": started.isoformat(),
+            "total_wall_s": time.monotonic() - t0,
+            "versions": {"tansiv": __version__, "simgrid": Network.simgrid_version(),
+                         "python": pyplatform.python_version()},
+            "inputs": {"platform": str(args.platform), "deployment": str(args.deployment)},
+            "options": {"force_s": args.force, "until_s": args.until, "cfg": net.cfg,
+                        "overhead": args.overhead, "socket": socket},
+            **summary,
+        })
+    if status == "error":
+        raise RunError(f"{error} (logs in {rundir.path})")
+
+    s = summary
+    print(f"tansiv: {status}: {len(participants)} participants, simulated {s['simulated_s']:.6f} s "
+          f"in {s['wall_s']:.2f} s of wall time, {s['rounds']} rounds, "
+          f"{s['packets_delivered']} packets delivered; results in {rundir.path}",
+          file=sys.stderr)
+    for p in participants:
+        if p.state in ("crashed", "failed"):
+            print(f"tansiv: participant {p.name} {p.state}: {p.detail} (see {p.log_path})",
+                  file=sys.stderr)
+    return {"ok": EXIT_OK, "participant-failure": EXIT_PARTICIPANT,
+            "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_ERROR)
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    if args.force is not None and args.force <= 0:
+        print("tansiv: error: --force must be > 0", file=sys.stderr)
+        return 2
+    try:
+        return {"run": cmd_run, "check": cmd_check}[args.command](args)
+    except TansivError as e:
+        print(f"tansiv: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The hub (csrc/hub) through cffi: the coordinator's side of the wire protocol.
+
+Payloads stay in C; Python sees packet metadata and handles. cffi releases the GIL during
+every call, so a blocking wait does not hold the interpreter."""
+
+import ipaddress
+import socket
+import struct
+from dataclasses import dataclass
+
+import cffi
+
+from . import cheader
+from .errors import TansivError
+
+ffi = cffi.FFI()
+cheader.load(ffi, "tansiv-hub.h")
+_lib = None
+
+JOINED, LEFT, FAILED = 1, 2, 3
+
+
+def _library():
+    global _lib
+    if _lib is None:
+        _lib = cheader.open_library(ffi, "tansiv-hub")
+    return _lib
+
+
+def addr_to_str(addr: int) -> str:
+    """in_addr_t (network order in memory, read as a little-endian integer) to dotted quad."""
+    return socket.inet_ntoa(struct.pack("<I", addr))
+
+
+def str_to_addr(text: str) -> int:
+    return struct.unpack("<I", ipaddress.IPv4Address(text).packed)[0]
+
+
+class HubError(TansivError):
+    pass
+
+
+@dataclass
+class HubEvent:
+    kind: int
+    client: int
+    time_ns: int
+    message: str
+
+
+class Hub:
+    def __init__(self, address: str):
+        lib = _library()
+        self._lib = lib
+        err = ffi.new("char[256]")
+        self._h = lib.tsv_hub_new(address.encode(), err, 256)
+        if self._h == ffi.NULL:
+            raise HubError(ffi.string(err).decode())
+        self._event = ffi.new("struct tsv_hub_event *")
+
+    @property
+    def address(self) -> str:
+        return ffi.string(self._lib.tsv_hub_address(self._h)).decode()
+
+    def _check(self, rc):
+        if rc < 0:
+            raise HubError(ffi.string(self._lib.tsv_hub_error(self._h)).decode())
+        return rc
+
+    def accept(self, count: int, timeout_ms: int) -> int:
+        """Number of clients that said HELLO so far (waits for `count` at most timeout_ms)."""
+        return self._check(self._lib.tsv_hub_accept(self._h, count, timeout_ms))
+
+    def client_count(self) -> int:
+        return self._lib.tsv_hub_client_count(self._h)
+
+    def client_address(self, i: int) -> str:
+        return addr_to_str(self._lib.tsv_hub_client_address(self._h, i))
+
+    def client_pid(self, i: int) -> int:
+        return self._lib.tsv_hub_client_pid(self._h, i)
+
+    def client_role(self, i: int) -> int:
+        return self._lib.tsv_hub_client_role(self._h, i)
+
+    def alive(self, i: int) -> bool:
+        return bool(self._lib.tsv_hub_client_alive(self._h, i))
+
+    def alive_count(self) -> int:
+        return self._lib.tsv_hub_alive_count(self._h)
+
+    def goto(self, deadline_ns: int) -> None:
+        self._check(self._lib.tsv_hub_goto(self._h, deadline_ns))
+
+    def wait(self, timeout_ms: int) -> bool:
+        """True when every live client reached the deadline, False on timeout."""
+        return self._check(self._lib.tsv_hub_wait(self._h, timeout_ms)) == 1
+
+    def packets(self):
+        """(count, cdata array of struct tsv_hub_packet) of the last round, sorted by time."""
+        return self._lib.tsv_hub_packet_count(self._h), self._lib.tsv_hub_packets(self._h)
+
+    def deliver(self, handle: int, client: int, time_ns: int) -> bool:
+        return self._lib.tsv_hub_deliver(self._h, handle, client, time_ns) == 0
+
+    def drop(self, handle: int) -> None:
+        self._lib.tsv_hub_drop(self._h, handle)
+
+    def remove(self, client: int, why: str) -> None:
+        self._lib.tsv_hub_remove(self._h, client, why.encode())
+
+    def end(self, timeout_ms: int) -> bool:
+        return self._lib.tsv_hub_end(self._h, timeout_ms) == 0
+
+    def events(self):
+        while self._lib.tsv_hub_next_event(self._h, self._event):
+            e = self._event
+            yield HubEvent(e.kind, e.client, e.time, ffi.string(e.message).decode(errors="replace"))
+
+    def error(self) -> str:
+        return ffi.string(self._lib.tsv_hub_error(self._h)).decode()
+
+    def stats(self) -> dict:
+        s = ffi.new("struct tsv_hub_stats *")
+        self._lib.tsv_hub_get_stats(self._h, s)
+        return {k: getattr(s, k) for k in
+                ("rounds", "packets", "bytes_in", "bytes_out", "busy_ns", "wait_ns")}
+
+    def payloads_held(self) -> int:
+        return self._lib.tsv_hub_payloads_held(self._h)
+
+    def close(self) -> None:
+        if self._h is not None:
+            self._lib.tsv_hub_free(self._h)
+            self._h = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,33 @@
+"""Where the installed C core is: the prefix the build installed into (by default the virtual
+environment tansiv runs in; TANSIV_PREFIX overrides it)."""
+
+import os
+import sys
+from pathlib import Path
+
+from .errors import TansivError
+
+
+def prefix() -> Path:
+    return Path(os.environ.get("TANSIV_PREFIX", sys.prefix))
+
+
+def libdir() -> Path:
+    return prefix() / "lib"
+
+
+def includedir() -> Path:
+    return prefix() / "include"
+
+
+def libexecdir() -> Path:
+    return prefix() / "libexec" / "tansiv"
+
+
+def native(path: Path) -> Path:
+    """An installed file of the C core, or an error saying how to get it."""
+    if not path.exists():
+        raise TansivError(
+            f"{path} is missing: the C core is not installed under {prefix()} "
+            "(run ./setup.sh, or set TANSIV_PREFIX)")
+    return path

@@ -1,0 +1,113 @@
+"""The simulated network: SimGrid's engine in maestro mode (no actors), driven step by step.
+
+SimGrid's engine is a process-wide singleton: one Network per process."""
+
+import math
+import os
+from pathlib import Path
+
+import cffi
+
+from . import cheader
+from .errors import InputError, TansivError
+
+# latency + size / bandwidth, as route_to reports them (LV08, SimGrid's default, multiplies
+# latencies by 13.01 and bandwidths by 0.97).
+DEFAULT_CFG = ["network/model:CM02", "network/TCP-gamma:0"]
+
+_ffi = cffi.FFI()
+cheader.load(_ffi, "tansiv-sgnext.h")
+
+
+def ns(seconds: float) -> int:
+    """Simulation date (s, float) to integer ns: the protocol's unit."""
+    return int(round(seconds * 1e9))
+
+
+def _import_simgrid():
+    # The bindings announce a configuration change on stderr when imported: keep it quiet.
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import simgrid
+    except ImportError as e:
+        os.dup2(saved, 2)
+        raise TansivError(
+            "SimGrid's Python bindings are missing (Debian package python3-simgrid; the "
+            f"virtual environment must use Debian's Python with system site packages): {e}")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return simgrid
+
+
+class Network:
+    def __init__(self, platform: Path, cfg=(), quiet=True):
+        simgrid = _import_simgrid()
+        self._simgrid = simgrid
+        args = ["tansiv"] + [f"--cfg={c}" for c in list(DEFAULT_CFG) + list(cfg)]
+        if quiet:
+            args.append("--log=root.thresh:warning")
+        self.engine = simgrid.Engine(args)
+        platform = Path(platform)
+        if not platform.is_file():
+            raise InputError("platform file not found", platform)
+        try:
+            self.engine.load_platform(str(platform))
+        except RuntimeError as e:
+            raise InputError(f"SimGrid cannot load the platform: {e}", platform)
+        self.platform = platform
+        self.hosts = {h.name: h for h in self.engine.all_hosts}
+        self._sg = cheader.open_library(_ffi, "tansiv-sgnext")
+        self.cfg = list(DEFAULT_CFG) + list(cfg)
+
+    @staticmethod
+    def simgrid_version() -> str:
+        simgrid = _import_simgrid()
+        v = simgrid.simgrid_version
+        return v() if callable(v) else str(v)
+
+    # ---- routes --------------------------------------------------------------------------
+
+    def host(self, name: str):
+        return self.hosts[name]
+
+    def route(self, src: str, dst: str):
+        """(latency s, bottleneck bandwidth B/s, link names) of the route src -> dst."""
+        links, latency = self.hosts[src].route_to(self.hosts[dst])
+        bandwidth = min((l.bandwidth for l in links), default=math.inf)
+        return latency, bandwidth, [l.name for l in links]
+
+    def lookahead(self, hosts):
+        """Smallest route latency (ns) between two of `hosts` (names, repeats allowed) and the
+        pair it comes from; (None, None) with fewer than two."""
+        best, pair = None, None
+        hosts = list(hosts)
+        for i, a in enumerate(hosts):
+            for b in hosts[i + 1:]:
+                for s, d in ((a, b), (b, a)):
+                    lat = ns(self.route(s, d)[0])
+                    if best is None or lat < best:
+                        best, pair = lat, (s, d)
+        return best, pair
+
+    # ---- stepping ------------------------------------------------------------------------
+
+    @property
+    def clock(self) -> float:
+        return self.engine.clock
+
+    def run_until(self, date: float) -> None:
+        # SimGrid aborts on a date in the past.
+        if date > self.engine.clock:
+            self.engine.run_until(date)
+
+    def next_event(self) -> float:
+        """Date of the next event (s), -1 if none."""
+        return self._sg.tsv_sg_next_event()
+
+    def send(self, src: str, dst: str, size: int):
+        """Starts a communication now; returns the SimGrid Comm."""
+        return self._simgrid.Comm.sendto_async(self.hosts[src], self.hosts[dst], size)
