@@ -61,7 +61,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="end the simulation at this simulated time")
     run.add_argument("--overhead", type=int, default=0, metavar="BYTES",
                      help="bytes added to every packet's size in the simulation (default 0)")
-    run.add_argument("--connect-timeout", type=float, default=60.0, metavar="SECONDS")
+    run.add_argument("--connect-timeout", type=float, default=60.0, metavar="SECONDS",
+                     help="how long participants may take to connect (default 60)")
+    run.add_argument("--end-grace", type=float, default=5.0, metavar="SECONDS",
+                     help="how long programs may run on after the simulation ended before "
+                          "they are terminated (default 5)")
     run.add_argument("--quiet", action="store_true",
                      help="do not echo the participants' output")
 
@@ -148,6 +152,7 @@ def cmd_run(args) -> int:
     opts = Options(force_lookahead_ns=round(args.force * 1e9) if args.force is not None else None,
                    until_ns=round(args.until * 1e9) if args.until is not None else None,
                    overhead=args.overhead, connect_timeout_s=args.connect_timeout,
+                   end_grace_s=args.end_grace,
                    echo=not args.quiet)
     status, error = "error", None
     hub = coord = None

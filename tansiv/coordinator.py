@@ -69,12 +69,13 @@ class Coordinator:
     # ---- start -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        # Inputs first: a run that cannot have a lookahead starts no program.
+        self._update_lookahead("start", self.participants)
         for p in self.participants:
             p.start(self.hub.address)
             log.info("started %s on %s: %s %s", p.name, p.actor.host, p.program,
                      " ".join(p.actor.args))
         self._accept()
-        self._update_lookahead("start")
 
     def _accept(self) -> None:
         want = len(self.participants)
@@ -114,9 +115,9 @@ class Coordinator:
     def _alive(self):
         return [p for p in self.participants if p.state == "running"]
 
-    def _update_lookahead(self, why: str) -> None:
-        alive = self._alive()
-        computed, pair = self.net.lookahead([p.actor.host for p in alive])
+    def _update_lookahead(self, why: str, among=None) -> None:
+        among = self._alive() if among is None else among
+        computed, pair = self.net.lookahead([p.actor.host for p in among])
         forced = self.opt.force_lookahead_ns
         if forced is not None:
             if computed is not None and forced > computed:

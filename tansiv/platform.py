@@ -11,9 +11,11 @@ import cffi
 from . import cheader
 from .errors import InputError, TansivError
 
-# latency + size / bandwidth, as route_to reports them (LV08, SimGrid's default, multiplies
-# latencies by 13.01 and bandwidths by 0.97).
-DEFAULT_CFG = ["network/model:CM02", "network/TCP-gamma:0"]
+# A transfer takes latency + size / bottleneck bandwidth, as route_to reports them. SimGrid's
+# defaults differ: LV08 multiplies latencies by 13.01 and bandwidths by 0.97, TCP-gamma caps
+# the rate by a TCP window, and cross-traffic makes every flow also use 5 % of its reverse
+# route, which slows a flow over a shared link by 1/1.05.
+DEFAULT_CFG = ["network/model:CM02", "network/TCP-gamma:0", "network/crosstraffic:0"]
 
 _ffi = cffi.FFI()
 cheader.load(_ffi, "tansiv-sgnext.h")
@@ -43,6 +45,29 @@ def _import_simgrid():
     return simgrid
 
 
+SIMGRID_DOCTYPE = '<!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">'
+
+
+def _precheck(platform: Path) -> None:
+    """What SimGrid's parser reports cryptically: a missing file, bad XML, no DOCTYPE."""
+    from xml.parsers import expat
+    try:
+        data = platform.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read the platform: {e.strerror}", platform)
+    parser = expat.ParserCreate()
+    seen = []
+    parser.StartDoctypeDeclHandler = lambda *a: seen.append(a[0])
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as e:
+        raise InputError(f"not well-formed XML: {expat.errors.messages[e.code]}", platform,
+                         e.lineno)
+    if seen != ["platform"]:
+        raise InputError(f"SimGrid needs the line {SIMGRID_DOCTYPE} after the XML declaration",
+                         platform)
+
+
 class Network:
     def __init__(self, platform: Path, cfg=(), quiet=True):
         simgrid = _import_simgrid()
@@ -52,8 +77,7 @@ class Network:
             args.append("--log=root.thresh:warning")
         self.engine = simgrid.Engine(args)
         platform = Path(platform)
-        if not platform.is_file():
-            raise InputError("platform file not found", platform)
+        _precheck(platform)
         try:
             self.engine.load_platform(str(platform))
         except RuntimeError as e:

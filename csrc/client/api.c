@@ -11,7 +11,7 @@
 #define CTX(c) ((struct vsg_context *)(c))
 
 struct vsg_poll_send_cb {
-    vsg_poll_send_cb callback;
+    VSG_POLL_SEND_FN callback;
     uintptr_t arg;
 };
 

@@ -117,7 +117,10 @@ static int read_header(struct vsg_context *ctx, struct tsv_header *h)
         return -1;
     }
     if (n < 0) {
-        TSV_LOG(TSV_ERROR, "reading from the coordinator: %s", strerror(errno));
+        if (errno == ECONNRESET)
+            TSV_LOG(TSV_ERROR, "coordinator closed the connection in the middle of a frame");
+        else
+            TSV_LOG(TSV_ERROR, "reading from the coordinator: %s", strerror(errno));
         return -1;
     }
     if (h->len > TSV_MAX_PAYLOAD) {

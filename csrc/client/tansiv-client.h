@@ -40,7 +40,15 @@ struct vsg_poll_send_cb;
 
 typedef void (*vsg_recv_cb)(uintptr_t recv_cb_arg);
 typedef void (*vsg_deadline_cb)(uintptr_t deadline_cb_arg, struct timespec deadline);
+#ifndef __cplusplus
 typedef void (*vsg_poll_send_cb)(uintptr_t poll_send_cb_arg);
+#define VSG_POLL_SEND_FN vsg_poll_send_cb
+#else
+/* C++ cannot have a typedef and a struct of the same name: there the callback type is
+ * vsg_poll_send_cb_fn and the handle struct vsg_poll_send_cb. */
+typedef void (*vsg_poll_send_cb_fn)(uintptr_t poll_send_cb_arg);
+#define VSG_POLL_SEND_FN vsg_poll_send_cb_fn
+#endif
 
 /* Parses the options; connects nothing yet. */
 struct vsg_context *vsg_init(int argc, const char *const argv[], int *next_arg_p,
@@ -55,7 +63,7 @@ int vsg_start(const struct vsg_context *context, struct timespec *offset);
 /* Leaves the simulation: the coordinator sees this participant end; the clock stops. */
 int vsg_stop(const struct vsg_context *context);
 
-struct vsg_poll_send_cb *vsg_poll_send_callback_new(vsg_poll_send_cb callback, uintptr_t arg);
+struct vsg_poll_send_cb *vsg_poll_send_callback_new(VSG_POLL_SEND_FN callback, uintptr_t arg);
 void vsg_poll_send_callback_free(struct vsg_poll_send_cb *callback);
 
 /* Simulated date: initial time + virtual time. timezone is ignored. */

@@ -393,8 +393,11 @@ static void on_readable(struct tsv_hub *hub, struct client *c)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            fail(hub, c, "read error: %s", strerror(errno));
-            return;
+            if (errno != ECONNRESET) {
+                fail(hub, c, "read error: %s", strerror(errno));
+                return;
+            }
+            n = 0; /* a peer that closed with unread input: an end of file like another */
         }
         if (n == 0) {
             if (c->in.len > c->in.off)

@@ -13,14 +13,18 @@
  *   recv:BUFSIZE       vsg_recv into a BUFSIZE buffer; report rc, src, len, checksum
  *   poll               vsg_poll's result
  *   time               the current virtual time
+ *   mask               block real-time signals (the process back end's deadline signal)
+ *   sleep:MS           nanosleep MS milliseconds of real time (deadlines fire meanwhile)
  *   stop               vsg_stop
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tansiv-client.h"
 
@@ -172,6 +176,19 @@ static int do_run(int argc, char **argv)
         } else if (strcmp(step, "time") == 0) {
             printf("{\"op\": \"time\", \"vt_us\": %lld, \"deadlines\": %d}\n", now_us(ctx),
                    deadlines_seen);
+        } else if (strcmp(step, "mask") == 0) {
+            sigset_t set;
+            sigemptyset(&set);
+            for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+                sigaddset(&set, sig);
+            sigprocmask(SIG_BLOCK, &set, NULL);
+            printf("{\"op\": \"mask\"}\n");
+        } else if (strncmp(step, "sleep:", 6) == 0) {
+            long ms = atol(step + 6);
+            struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+            while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+            printf("{\"op\": \"sleep\", \"vt_us\": %lld}\n", now_us(ctx));
         } else if (strcmp(step, "stop") == 0) {
             printf("{\"op\": \"stop\", \"rc\": \"%s\"}\n", errname(vsg_stop(ctx)));
         } else {

@@ -1,0 +1,163 @@
+"""Test helpers: a scripted coordinator speaking the wire protocol, the client driver, and
+running the tansiv command."""
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from tansiv import paths, protocol
+from tansiv.hub import addr_to_str, str_to_addr
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS_BIN = paths.libexecdir() / "tests"
+TANSIV = [sys.executable, "-m", "tansiv.cli"]
+
+
+class Peer:
+    """Plays the coordinator for one client, frame by frame."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(self.path)
+        self.srv.listen(4)
+        self.srv.settimeout(10)
+        self.conn = None
+        self.deadline = 0  # the last GOTO
+
+    def accept(self):
+        self.conn, _ = self.srv.accept()
+        self.conn.settimeout(10)
+        return self
+
+    def _read(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.conn.recv(n - len(data))
+            if not chunk:
+                raise EOFError(f"client closed after {len(data)} of {n} bytes")
+            data += chunk
+        return data
+
+    def recv(self) -> protocol.Frame:
+        f = protocol.parse_header(self._read(protocol.HEADER_SIZE))
+        f.payload = self._read(f.length)
+        return f
+
+    def send(self, frame) -> None:
+        self.conn.sendall(frame if isinstance(frame, bytes) else frame.pack())
+
+    def hello(self) -> dict:
+        f = self.recv()
+        assert f.type == protocol.HELLO, f
+        h = protocol.parse_hello(f.payload)
+        h["src"] = addr_to_str(f.src)
+        return h
+
+    def goto(self, deadline: int) -> None:
+        self.send(protocol.Frame(protocol.GOTO, time=deadline))
+        self.deadline = deadline
+
+    def gather(self, sends=None):
+        """The SEND frames up to AT_DEADLINE (appended to `sends`), and AT_DEADLINE itself."""
+        sends = [] if sends is None else sends
+        while True:
+            f = self.recv()
+            if f.type == protocol.AT_DEADLINE:
+                return sends, f
+            assert f.type == protocol.SEND, f"unexpected frame {f}"
+            sends.append(f)
+
+    def deliver(self, time: int, src: str, dst: str, payload: bytes) -> None:
+        self.send(protocol.Frame(protocol.DELIVER, time=time, src=str_to_addr(src),
+                                 dst=str_to_addr(dst), payload=payload))
+
+    def serve(self, step_ns: int, at_barrier=None, max_rounds=100000):
+        """Grants slices of step_ns until the client leaves; at_barrier(peer, T, sends) may
+        deliver, end, or return False to stop. Returns [(T, D, sends)] per slice."""
+        slices = []
+        T = self.deadline
+        for _ in range(max_rounds):
+            D = T + step_ns
+            self.goto(D)
+            sends = []
+            try:
+                sends, at = self.gather(sends)
+            except EOFError:  # the client left; what it sent before still counts
+                slices.append((T, D, sends))
+                return slices
+            assert at.time == D, f"AT_DEADLINE({at.time}) for GOTO({D})"
+            slices.append((T, D, sends))
+            T = D
+            if at_barrier and at_barrier(self, T, sends) is False:
+                return slices
+        raise AssertionError("client still running after max_rounds")
+
+    def close(self):
+        if self.conn:
+            self.conn.close()
+        self.srv.close()
+
+
+class Driver:
+    """csrc/tests/client_driver running a script against a Peer."""
+
+    def __init__(self, sock: str, address: str, steps, buffers=None):
+        argv = [str(TESTS_BIN / "client_driver"), "run", sock, address]
+        if buffers is not None:
+            argv += ["-b", str(buffers)]
+        self.proc = subprocess.Popen(argv + list(steps), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+
+    def finish(self, timeout=20):
+        out, err = self.proc.communicate(timeout=timeout)
+        self.stderr = err
+        self.returncode = self.proc.returncode
+        self.steps = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        return self
+
+    def step(self, op, index=0):
+        found = [s for s in self.steps if s["op"] == op]
+        assert len(found) > index, f"no step {op}#{index} in {self.steps}; stderr: {self.stderr}"
+        return found[index]
+
+
+def client_init(*options):
+    r = subprocess.run([str(TESTS_BIN / "client_driver"), "init", *options],
+                       capture_output=True, text=True, timeout=10)
+    return json.loads(r.stdout), r.stderr
+
+
+def tansiv(*args, cwd=None, timeout=120, env=None):
+    """Runs the tansiv command; returns the CompletedProcess."""
+    e = dict(os.environ, **(env or {}))
+    return subprocess.run(TANSIV + [str(a) for a in args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=e)
+
+
+def read_jsonl(path: Path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def rtts_us(log_path: Path):
+    """RTTs printed by examples/pingpong."""
+    out = []
+    for line in Path(log_path).read_text().splitlines():
+        if line.startswith("{"):
+            rec = json.loads(line)
+            if rec.get("event") == "rtt":
+                out.append(rec["rtt_us"])
+    return out
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def signal_name(code: int) -> str:
+    return signal.Signals(-code).name if code < 0 else f"exit {code}"

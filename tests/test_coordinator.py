@@ -1,0 +1,310 @@
+"""The coordinator end to end: real SimGrid, real processes, the tansiv command."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, TESTS_BIN, median, read_jsonl, rtts_us, tansiv
+
+EXAMPLES = REPO / "examples"
+ZONES = REPO / "tests" / "data" / "zones3.xml"
+CLUSTER = EXAMPLES / "pingpong" / "platform.xml"
+
+
+def actor(host, *args):
+    """An actor's XML: args are its address, its program, then the program's arguments."""
+    argv = "".join(f'    <argument value="{a}"/>\n' for a in args)
+    return f'  <actor host="{host}" function="vsg_vm">\n{argv}  </actor>\n'
+
+
+def deployment(path: Path, *actors) -> Path:
+    path.write_text("<?xml version='1.0'?>\n<platform version=\"4.1\">\n" + "".join(actors)
+                    + "</platform>\n")
+    return path
+
+
+def pingpong(host, address, role, peer, count, size=None):
+    args = ["-n", address, "--", role, peer, str(count)] + ([str(size)] if size else [])
+    return actor(host, address, "pingpong", *args)
+
+
+def run(platform, deploy, out, *extra, expect=0):
+    r = tansiv("run", platform, deploy, "--out", out, "--quiet", *extra)
+    assert r.returncode == expect, r.stderr
+    info = json.loads((out / "run.json").read_text())
+    return r, info
+
+
+def check_deliveries(out, latency_ns, bandwidth):
+    """Every packet is delivered exactly when SimGrid completes it: latency + size / bw."""
+    packets = read_jsonl(out / "packets.jsonl")
+    assert packets
+    for p in packets:
+        assert p["deliver_ns"] == p["complete_ns"]
+        expected = p["send_ns"] + latency_ns + p["size"] / bandwidth * 1e9
+        assert abs(p["complete_ns"] - expected) <= 1, p
+    return packets
+
+
+# ---- accuracy ----------------------------------------------------------------------------------
+
+def test_pingpong_on_a_cluster_matches_the_model(tmp_path):
+    """examples/pingpong: 500 us routes at 125 MB/s, 1000-byte messages."""
+    out = tmp_path / "run"
+    r, info = run(CLUSTER, EXAMPLES / "pingpong" / "deployment.xml", out)
+    assert info["status"] == "ok"
+    model_us = 2 * 500 + 2 * 1000 / 125e6 * 1e6
+    rtts = rtts_us(out / "participants" / "10.0.0.1.log")
+    assert len(rtts) == 20
+    excess = median(rtts) - model_us
+    assert 0 <= excess <= 50, (rtts, model_us)
+    assert min(rtts) >= model_us  # the model is a lower bound
+    packets = check_deliveries(out, 500_000, 125e6)
+    assert len(packets) == 40
+    assert info["packets_delivered"] == 40 and info["lookahead_ns"] == 500_000
+
+
+def test_pingpong_across_zones_of_a_full_routing_platform(tmp_path):
+    """a1 -> c1 crosses zone B: 6.06 ms, bottleneck 10 MB/s (tests/data/zones3.xml)."""
+    d = deployment(tmp_path / "d.xml",
+                   pingpong("a1", "10.1.0.1", "client", "10.3.0.1", 8, 1000),
+                   pingpong("c1", "10.3.0.1", "server", "10.1.0.1", 8))
+    out = tmp_path / "run"
+    run(ZONES, d, out)
+    model_us = 2 * 6060 + 2 * 1000 / 10e6 * 1e6
+    rtts = rtts_us(out / "participants" / "10.1.0.1.log")
+    assert len(rtts) == 8
+    assert 0 <= median(rtts) - model_us <= 50, (rtts, model_us)
+    check_deliveries(out, 6_060_000, 10e6)
+
+
+def test_send_example_exchanges_one_message(tmp_path):
+    out = tmp_path / "run"
+    run(EXAMPLES / "send" / "platform.xml", EXAMPLES / "send" / "deployment.xml", out)
+    for me, other in (("10.0.0.1", "10.0.0.2"), ("10.0.0.2", "10.0.0.1")):
+        log = (out / "participants" / f"{me}.log").read_text()
+        assert f"received from {other} to {me}" in log and "hello from pid" in log
+    assert len(read_jsonl(out / "packets.jsonl")) == 2
+
+
+def test_tcp_socket(tmp_path):
+    out = tmp_path / "run"
+    r, info = run(CLUSTER, EXAMPLES / "pingpong" / "deployment.xml", out,
+                  "--socket", "tcp:127.0.0.1:0")
+    assert info["packets_delivered"] == 40
+
+
+def test_runs_from_any_directory_and_echoes_participants(tmp_path):
+    r = tansiv("run", CLUSTER, EXAMPLES / "pingpong" / "deployment.xml", "--out", "r",
+               cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count('[10.0.0.1] {"event": "rtt"') == 20
+    assert (tmp_path / "r" / "run.json").exists()
+    entry = Path(sys.prefix) / "bin" / "tansiv"
+    assert os.access(entry, os.X_OK)
+
+
+# ---- lookahead ---------------------------------------------------------------------------------
+
+def check_json(platform, deploy, *extra):
+    r = tansiv("check", platform, deploy, "--json", *extra)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_lookahead_is_the_smallest_route_latency(tmp_path):
+    d = deployment(tmp_path / "d.xml",
+                   actor("a1", "10.1.0.1", "pingpong"), actor("a2", "10.1.0.2", "pingpong"),
+                   actor("c1", "10.3.0.1", "pingpong"))
+    result = check_json(ZONES, d)
+    assert result["lookahead_ns"] == 50_000  # a1 <-> a2: 20 + 30 us
+    lat = {(r["src"], r["dst"]): r["latency_s"] for r in result["routes"]}
+    assert lat[("10.1.0.1", "10.3.0.1")] == pytest.approx(6.06e-3)
+    assert lat[("10.1.0.2", "10.3.0.1")] == pytest.approx(6.07e-3)
+
+    d2 = deployment(tmp_path / "d2.xml",
+                    actor("b1", "10.2.0.1", "pingpong"), actor("c1", "10.3.0.1", "pingpong"))
+    assert check_json(ZONES, d2)["lookahead_ns"] == 4_050_000
+
+
+def test_single_participant_needs_a_forced_lookahead(tmp_path):
+    d = deployment(tmp_path / "d.xml", actor("a1", "10.1.0.1", TESTS_BIN / "idle", "-n",
+                                             "10.1.0.1", "--", "2000"))
+    assert check_json(ZONES, d)["lookahead_ns"] is None
+    r = tansiv("run", ZONES, d, "--out", tmp_path / "r1", "--quiet")
+    assert r.returncode == 1 and "lookahead is undefined" in r.stderr
+    assert "started" not in r.stderr
+    r = tansiv("run", ZONES, d, "--out", tmp_path / "r2", "--quiet", "--force", "500us")
+    assert r.returncode == 0, r.stderr
+    info = json.loads((tmp_path / "r2" / "run.json").read_text())
+    assert info["lookahead_ns"] == 500_000 and info["rounds"] >= 4
+
+
+def test_forced_lookahead_is_used(tmp_path):
+    out = tmp_path / "run"
+    r, info = run(CLUSTER, EXAMPLES / "pingpong" / "deployment.xml", out, "--force", "100us")
+    assert info["lookahead_ns"] == 100_000
+    check_deliveries(out, 500_000, 125e6)
+
+
+# ---- participants that crash or leave -----------------------------------------------------------
+
+def crash_deployment(tmp_path, how):
+    """pingpong a1 <-> c1 (lookahead would be 6.06 ms) plus a crasher on a2, 50 us from a1,
+    which dies at 30 ms of simulated time."""
+    crasher = TESTS_BIN / "crasher"
+    return deployment(tmp_path / "d.xml",
+                      pingpong("a1", "10.1.0.1", "client", "10.3.0.1", 6, 1000),
+                      pingpong("c1", "10.3.0.1", "server", "10.1.0.1", 6),
+                      actor("a2", "10.1.0.2", crasher, "-n", "10.1.0.2", "--", "30000", how))
+
+
+@pytest.mark.parametrize("how,state,detail,code", [
+    ("abort", "crashed", "killed by SIGABRT", 3),
+    ("exit", "crashed", "exited with status 7", 3),
+    ("stop", "ended", "", 0),
+])
+def test_participant_ending_mid_run(tmp_path, how, state, detail, code):
+    out = tmp_path / "run"
+    r, info = run(ZONES, crash_deployment(tmp_path, how), out, expect=code)
+    crasher = next(p for p in info["participants"] if p["name"] == "10.1.0.2")
+    assert (crasher["state"], crasher["detail"]) == (state, detail)
+    assert 30_000_000 <= crasher["end_ns"] < 31_000_000
+    if code:
+        assert info["status"] == "participant-failure"
+        assert "participant 10.1.0.2 crashed" in r.stderr
+    # The others went on; the lookahead grew once the close neighbour was gone.
+    lookaheads = [e for e in read_jsonl(out / "events.jsonl") if e["event"] == "lookahead"]
+    assert [e["lookahead_ns"] for e in lookaheads] == [50_000, 6_060_000]
+    assert 30_000_000 <= lookaheads[1]["time_ns"] < 31_000_000
+    rtts = rtts_us(out / "participants" / "10.1.0.1.log")
+    assert len(rtts) == 6
+    assert 0 <= median(rtts) - (2 * 6060 + 200) <= 50
+    check_deliveries(out, 6_060_000, 10e6)
+
+
+def test_until_ends_the_simulation(tmp_path):
+    """A server waiting for 100 pings that never come: --until ends it."""
+    d = deployment(tmp_path / "d.xml",
+                   pingpong("a1", "10.1.0.1", "client", "10.1.0.2", 3, 100),
+                   pingpong("a2", "10.1.0.2", "server", "10.1.0.1", 100))
+    out = tmp_path / "run"
+    r, info = run(ZONES, d, out, "--until", "20ms", "--end-grace", "0.5")
+    assert info["simulated_s"] == pytest.approx(0.020)
+    server = next(p for p in info["participants"] if p["name"] == "10.1.0.2")
+    assert server["state"] == "ended" and "terminated" in server["detail"]
+
+
+# ---- bad input ----------------------------------------------------------------------------------
+
+def expect_error(tmp_path, platform, deploy, *needles, extra=()):
+    r = tansiv("run", platform, deploy, "--out", tmp_path / "run", "--quiet", *extra)
+    assert r.returncode == 1, r.stderr
+    for n in needles:
+        assert n in r.stderr, r.stderr
+    return r
+
+
+def test_unknown_host(tmp_path):
+    d = deployment(tmp_path / "d.xml", actor("a1", "10.1.0.1", "pingpong"),
+                   actor("nowhere", "10.1.0.2", "pingpong"))
+    expect_error(tmp_path, ZONES, d, f"{d}:7: unknown host 'nowhere'", "a1, a2, b1, c1")
+
+
+def test_unparsable_platform(tmp_path):
+    bad = tmp_path / "p.xml"
+    bad.write_text(ZONES.read_text().replace('<link id="bc" bandwidth="10MBps" latency="4ms"/>',
+                                             '<link id="bc" bandwidth="10MBps" latency="4ms">'))
+    expect_error(tmp_path, bad, EXAMPLES / "pingpong" / "deployment.xml",
+                 f"{bad}:36: not well-formed XML: mismatched tag")
+
+
+def test_platform_simgrid_rejects(tmp_path):
+    bad = tmp_path / "p.xml"
+    bad.write_text(ZONES.read_text().replace('latency="4ms"', 'latency="4 parsecs"'))
+    expect_error(tmp_path, bad, EXAMPLES / "pingpong" / "deployment.xml",
+                 f"{bad}: SimGrid cannot load the platform", "Parse error at", "p.xml:30: unknown unit")
+
+
+def test_platform_without_doctype(tmp_path):
+    bad = tmp_path / "p.xml"
+    bad.write_text("\n".join(l for l in ZONES.read_text().splitlines() if "DOCTYPE" not in l))
+    expect_error(tmp_path, bad, EXAMPLES / "pingpong" / "deployment.xml",
+                 f"{bad}: SimGrid needs the line <!DOCTYPE platform")
+
+
+def test_unparsable_deployment(tmp_path):
+    d = tmp_path / "d.xml"
+    d.write_text("<?xml version='1.0'?>\n<platform version=\"4.1\">\n  <actor host=\"a1\"\n")
+    expect_error(tmp_path, ZONES, d, f"{d}:3: not well-formed XML: unclosed token")
+
+
+@pytest.mark.parametrize("actors,message", [
+    ([actor("a1", "10.1.0.1", "no-such-program"), actor("a2", "10.1.0.2", "pingpong")],
+     ":3: program 'no-such-program' of 10.1.0.1 not found"),
+    ([actor("a1", "10.1.0.1", "./missing/prog"), actor("a2", "10.1.0.2", "pingpong")],
+     ":3: program './missing/prog' of 10.1.0.1 not found"),
+    ([actor("a1", "ten.one", "pingpong")], ":3: first argument 'ten.one' is not an IPv4"),
+    ([actor("a1", "10.1.0.1")], ":3: an actor needs at least two arguments"),
+    ([actor("a1", "10.1.0.1", "pingpong"), actor("a2", "10.1.0.1", "pingpong")],
+     ":7: address 10.1.0.1 is already used at line 3"),
+    (['  <actor host="a1" function="sender"/>\n'], ":3: actor function 'sender'"),
+    ([], "no <actor function=\"vsg_vm\">"),
+])
+def test_bad_deployment(tmp_path, actors, message):
+    d = deployment(tmp_path / "d.xml", *actors)
+    expect_error(tmp_path, ZONES, d, str(d) + message if message.startswith(":") else message)
+
+
+def test_zero_lookahead(tmp_path):
+    p = tmp_path / "p.xml"
+    p.write_text("""<?xml version='1.0'?>
+<!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">
+<platform version="4.1">
+  <zone id="z" routing="Full">
+    <host id="h1" speed="1Gf"/> <host id="h2" speed="1Gf"/>
+    <link id="l" bandwidth="1GBps" latency="0"/>
+    <route src="h1" dst="h2"><link_ctn id="l"/></route>
+  </zone>
+</platform>
+""")
+    d = deployment(tmp_path / "d.xml", actor("h1", "10.0.0.1", "pingpong"),
+                   actor("h2", "10.0.0.2", "pingpong"))
+    expect_error(tmp_path, p, d, "zero lookahead: the route h1 -> h2 has no latency")
+
+
+def test_participant_with_a_wrong_address(tmp_path):
+    d = deployment(tmp_path / "d.xml",
+                   pingpong("a1", "10.1.0.1", "client", "10.1.0.2", 1),
+                   actor("a2", "10.1.0.2", "pingpong", "-n", "10.9.9.9", "--", "server",
+                         "10.1.0.1", "1"))
+    expect_error(tmp_path, ZONES, d, "connected as 10.9.9.9, an address no actor")
+
+
+def test_participant_failing_before_connecting(tmp_path):
+    d = deployment(tmp_path / "d.xml",
+                   pingpong("a1", "10.1.0.1", "client", "10.1.0.2", 1),
+                   actor("a2", "10.1.0.2", "pingpong", "-n", "10.1.0.2", "-b", "0"))
+    r = expect_error(tmp_path, ZONES, d, "participant 10.1.0.2 (pingpong) exited with status 1 "
+                                         "before connecting")
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "error" and "before connecting" in info["error"]
+    log = (tmp_path / "run" / "participants" / "10.1.0.2.log").read_text()
+    assert "bad number of buffers '0'" in log
+
+
+def test_bad_durations(tmp_path):
+    r = tansiv("run", CLUSTER, EXAMPLES / "pingpong" / "deployment.xml", "--force", "soon")
+    assert r.returncode == 2 and "'soon' is not a duration" in r.stderr
+    r = tansiv("run", CLUSTER, EXAMPLES / "pingpong" / "deployment.xml", "--force", "0")
+    assert r.returncode == 2 and "--force must be > 0" in r.stderr
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path):
+    out = tmp_path / "run"
+    run(EXAMPLES / "send" / "platform.xml", EXAMPLES / "send" / "deployment.xml", out)
+    r = tansiv("run", CLUSTER, EXAMPLES / "send" / "deployment.xml", "--out", out)
+    assert r.returncode == 1 and "already holds a run" in r.stderr

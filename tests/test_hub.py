@@ -1,0 +1,180 @@
+"""The hub (csrc/hub) in process, against raw protocol clients."""
+
+import socket
+
+import pytest
+
+from tansiv import protocol
+from tansiv.hub import FAILED, JOINED, LEFT, Hub, HubError, str_to_addr
+
+MS = 1_000_000
+
+
+class RawClient:
+    def __init__(self, address: str, name: str):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(address)
+        self.sock.settimeout(5)
+        self.addr = str_to_addr(name)
+
+    def send(self, frame):
+        self.sock.sendall(frame if isinstance(frame, bytes) else frame.pack())
+
+    def hello(self, **kw):
+        self.send(protocol.Frame(protocol.HELLO, src=self.addr, payload=protocol.pack_hello(**kw)))
+
+    def packet(self, time, dst, payload):
+        self.send(protocol.Frame(protocol.SEND, time=time, src=self.addr, dst=str_to_addr(dst),
+                                 payload=payload))
+
+    def at_deadline(self, time):
+        self.send(protocol.Frame(protocol.AT_DEADLINE, time=time, src=self.addr))
+
+    def recv(self):
+        data = b""
+        while len(data) < protocol.HEADER_SIZE:
+            chunk = self.sock.recv(protocol.HEADER_SIZE - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        f = protocol.parse_header(data)
+        while len(f.payload) < f.length:
+            f.payload += self.sock.recv(f.length - len(f.payload))
+        return f
+
+
+@pytest.fixture
+def hub(tmp_path):
+    with Hub(str(tmp_path / "hub.sock")) as h:
+        yield h
+
+
+def joined(hub, names):
+    clients = [RawClient(hub.address, n) for n in names]
+    for c in clients:
+        c.hello(pid=1234)
+    assert hub.accept(len(clients), 5000) == len(clients)
+    return clients
+
+
+def test_join_in_hello_order(hub):
+    a, b = joined(hub, ["10.0.0.1", "10.0.0.2"])
+    assert [hub.client_address(i) for i in range(2)] == ["10.0.0.1", "10.0.0.2"]
+    assert hub.client_pid(0) == 1234 and hub.client_role(0) == protocol.ROLE_PROCESS
+    assert [e.kind for e in hub.events()] == [JOINED, JOINED]
+
+
+@pytest.mark.parametrize("hello,message", [
+    (dict(magic=0xdeadbeef), "bad magic"),
+    (dict(version=99), "speaks protocol version 99"),
+])
+def test_bad_hello_is_refused(hub, hello, message):
+    c = RawClient(hub.address, "10.0.0.1")
+    c.hello(**hello)
+    assert hub.accept(1, 300) == 0
+    events = list(hub.events())
+    assert events[0].kind == FAILED and message in events[0].message
+
+
+def test_first_frame_must_be_hello(hub):
+    c = RawClient(hub.address, "10.0.0.1")
+    c.at_deadline(0)
+    assert hub.accept(1, 300) == 0
+    assert "expected HELLO" in next(hub.events()).message
+
+
+def test_round_gathers_sorted_packets_and_delivers_at_the_barrier(hub):
+    a, b = joined(hub, ["10.0.0.1", "10.0.0.2"])
+    list(hub.events())
+    hub.goto(1 * MS)
+    for c in (a, b):
+        f = c.recv()
+        assert (f.type, f.time) == (protocol.GOTO, 1 * MS)
+    a.packet(700_000, "10.0.0.2", b"late")
+    b.packet(100_000, "10.0.0.1", b"early")
+    a.packet(700_000, "10.0.0.2", b"late, second")
+    assert not hub.wait(50)  # nobody reached the deadline yet
+    a.at_deadline(1 * MS)
+    b.at_deadline(1 * MS)
+    assert hub.wait(2000)
+    n, packets = hub.packets()
+    got = [(packets[k].time, packets[k].client, packets[k].size) for k in range(n)]
+    assert got == [(100_000, 1, 5), (700_000, 0, 4), (700_000, 0, 12)]
+    assert hub.payloads_held() == 3
+
+    assert not hub.deliver(packets[0].handle, 0, 999)  # not the barrier time
+    assert hub.payloads_held() == 2  # the payload is freed anyway
+    assert hub.deliver(packets[1].handle, 1, 1 * MS)
+    hub.drop(packets[2].handle)
+    assert hub.payloads_held() == 0
+    f = b.recv()
+    assert (f.type, f.time, f.payload, f.src) == (protocol.DELIVER, 1 * MS, b"late", a.addr)
+    hub.goto(2 * MS)
+    assert b.recv().type == protocol.GOTO  # the delivery came before the next deadline
+
+
+def truncated_frame_then_close(c):
+    c.send(protocol.Frame(protocol.SEND, time=10, src=c.addr, payload=b"y" * 100).pack()[:40])
+    c.sock.close()
+
+
+@pytest.mark.parametrize("misbehave,message", [
+    (lambda c: c.packet(1 * MS, "10.0.0.2", b"x"), "outside its slice [0, 1000000)"),
+    (lambda c: c.at_deadline(2 * MS), "AT_DEADLINE(2000000 ns"),
+    (lambda c: c.send(protocol.Frame(protocol.GOTO, time=5, src=c.addr)), "unexpected frame"),
+    (lambda c: c.send(protocol.Frame(protocol.SEND, length=protocol.MAX_PAYLOAD + 1)),
+     "announces"),
+    (lambda c: c.send(protocol.Frame(protocol.SEND, time=10, src=c.addr + 1, payload=b"x")),
+     "source address other than its own"),
+    (lambda c: truncated_frame_then_close(c), "in the middle of a frame"),
+])
+def test_misbehaving_client_is_removed_and_the_round_completes(hub, misbehave, message):
+    a, b = joined(hub, ["10.0.0.1", "10.0.0.2"])
+    list(hub.events())
+    hub.goto(1 * MS)
+    misbehave(a)
+    b.at_deadline(1 * MS)
+    assert hub.wait(2000)
+    events = list(hub.events())
+    assert [e.kind for e in events] == [FAILED]
+    assert events[0].client == 0 and message in events[0].message
+    assert "10.0.0.1" in events[0].message
+    assert not hub.alive(0) and hub.alive(1) and hub.alive_count() == 1
+
+
+def test_client_leaving_mid_round_keeps_its_packets(hub):
+    a, b = joined(hub, ["10.0.0.1", "10.0.0.2"])
+    list(hub.events())
+    hub.goto(1 * MS)
+    a.recv()
+    a.packet(10, "10.0.0.2", b"last words")
+    a.sock.close()
+    b.at_deadline(1 * MS)
+    assert hub.wait(2000)
+    assert [e.kind for e in hub.events()] == [LEFT]
+    n, packets = hub.packets()
+    assert n == 1 and packets[0].client == 0
+
+
+def test_deadlines_must_increase(hub):
+    clients = joined(hub, ["10.0.0.1"])
+    hub.goto(5)
+    with pytest.raises(HubError, match="still under way"):
+        hub.goto(10)
+    clients[0].at_deadline(5)
+    assert hub.wait(1000)
+    with pytest.raises(HubError, match="not after the previous one"):
+        hub.goto(5)
+
+
+def test_bad_listen_address(tmp_path):
+    with pytest.raises(HubError, match="cannot listen"):
+        Hub(str(tmp_path / "missing-dir" / "hub.sock"))
+    with pytest.raises(HubError, match="expected tcp:HOST:PORT"):
+        Hub("tcp:nowhere")
+
+
+def test_tcp_listener_reports_its_port():
+    with Hub("tcp:127.0.0.1:0") as h:
+        host, port = h.address[4:].rsplit(":", 1)
+        assert host == "127.0.0.1" and int(port) > 0
