@@ -59,10 +59,12 @@ class Coordinator:
         self.client_of_addr = {}      # in_addr_t -> hub index
         self.inflight = []            # (comm, src client, dst client, size, send_ns, handle)
         self.lookahead_ns = None
+        self.unsafe_lookahead = False  # forced above the smallest route latency
         self.now_ns = 0
         self.rounds = 0
         self.delivered = 0
         self.dropped = 0
+        self.late = 0  # delivered after SimGrid completed them (forced lookahead, profiles)
         self.timing = Timing()
         self._last_echo = 0.0
 
@@ -120,7 +122,8 @@ class Coordinator:
         computed, pair = self.net.lookahead([p.actor.host for p in among])
         forced = self.opt.force_lookahead_ns
         if forced is not None:
-            if computed is not None and forced > computed:
+            self.unsafe_lookahead = computed is not None and forced > computed
+            if self.unsafe_lookahead:
                 log.warning("forced lookahead %d ns exceeds the smallest route latency "
                             "(%d ns, %s -> %s): deliveries may be late", forced, computed, *pair)
             new = forced
@@ -191,7 +194,9 @@ class Coordinator:
                 self._inject(count, packets)
             net.run_until(D / 1e9)
             self.now_ns = D
-            if event_due:
+            # Completions by D are the predicted event, or (only if the lookahead was forced
+            # above a route latency) packets injected in this very round.
+            if event_due or (count and self.unsafe_lookahead):
                 self._deliver_finished(D)
             self.timing.simgrid += perf() - t3
             if perf() - self._last_echo > ECHO_PERIOD_S * 1e9:
@@ -225,6 +230,12 @@ class Coordinator:
                 continue
             self.hub.deliver(handle, dst, at_ns)
             self.delivered += 1
+            if complete < at_ns:
+                if not self.late:
+                    log.warning("a packet completed at %d ns was delivered at %d ns: the "
+                                "lookahead is larger than a route's latency, or the platform "
+                                "has profiles (see packets.jsonl)", complete, at_ns)
+                self.late += 1
             self.rundir.packet({"src": self.by_client[src].name, "dst": self.by_client[dst].name,
                                 "size": size, "send_ns": send_ns, "complete_ns": complete,
                                 "deliver_ns": at_ns})
@@ -322,8 +333,10 @@ class Coordinator:
             "lookahead_ns": self.lookahead_ns,
             "packets_delivered": self.delivered,
             "packets_dropped": self.dropped,
+            "packets_late": self.late,
             "time_split_ns": {
                 "hub_busy": hub_stats["busy_ns"],
+                "hub_cpu": hub_stats["cpu_ns"],
                 "hub_wait": hub_stats["wait_ns"],
                 "simgrid": self.timing.simgrid,
                 "python": self.timing.total - self.timing.simgrid - self.timing.hub,

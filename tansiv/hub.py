@@ -124,7 +124,8 @@ class Hub:
         s = ffi.new("struct tsv_hub_stats *")
         self._lib.tsv_hub_get_stats(self._h, s)
         return {k: getattr(s, k) for k in
-                ("rounds", "packets", "bytes_in", "bytes_out", "busy_ns", "wait_ns")}
+                ("rounds", "packets", "bytes_in", "bytes_out", "busy_ns", "cpu_ns",
+                          "wait_ns")}
 
     def payloads_held(self) -> int:
         return self._lib.tsv_hub_payloads_held(self._h)

@@ -150,6 +150,18 @@ def test_forced_lookahead_is_used(tmp_path):
     check_deliveries(out, 500_000, 125e6)
 
 
+def test_too_large_a_forced_lookahead_is_reported(tmp_path):
+    """Forcing 2 ms over 500 us routes breaks conservative synchronization: deliveries come
+    late, and the run says so instead of hiding it."""
+    out = tmp_path / "run"
+    r, info = run(CLUSTER, EXAMPLES / "pingpong" / "deployment.xml", out, "--force", "2ms")
+    assert "exceeds the smallest route latency" in r.stderr
+    packets = read_jsonl(out / "packets.jsonl")
+    late = [p for p in packets if p["deliver_ns"] > p["complete_ns"]]
+    assert late and info["packets_late"] == len(late)
+    assert "was delivered at" in r.stderr
+
+
 # ---- participants that crash or leave -----------------------------------------------------------
 
 def crash_deployment(tmp_path, how):

@@ -81,11 +81,33 @@ struct tsv_hub {
     struct tsv_hub_stats stats;
 };
 
-static uint64_t now_ns(void)
+static uint64_t clock_ns(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+/* Accounting of one public call: wall time outside epoll_wait, and the thread's CPU time
+ * (which excludes the time other processes ran instead of the hub, on a busy machine). */
+struct span {
+    uint64_t wall, cpu, wait;
+};
+
+static struct span span_begin(const struct tsv_hub *hub)
+{
+    return (struct span){now_ns(), clock_ns(CLOCK_THREAD_CPUTIME_ID), hub->stats.wait_ns};
+}
+
+static void span_end(struct tsv_hub *hub, struct span s)
+{
+    hub->stats.busy_ns += now_ns() - s.wall - (hub->stats.wait_ns - s.wait);
+    hub->stats.cpu_ns += clock_ns(CLOCK_THREAD_CPUTIME_ID) - s.cpu;
 }
 
 static void *grow(void *array, int *cap, int need, size_t elem)
@@ -410,6 +432,7 @@ static void on_readable(struct tsv_hub *hub, struct client *c)
             }
             return;
         }
+        size_t room = c->in.cap - c->in.len;
         c->in.len += (size_t)n;
         hub->stats.bytes_in += (uint64_t)n;
         while (c->state != C_DEAD && c->in.len - c->in.off >= TSV_HEADER_SIZE) {
@@ -427,6 +450,10 @@ static void on_readable(struct tsv_hub *hub, struct client *c)
             on_frame(hub, c, &h, payload);
         }
         if (c->state == C_DEAD)
+            return;
+        /* A short read drained the socket: spare the recv() that would say EAGAIN (epoll
+         * reports anything that arrives later). */
+        if ((size_t)n < room)
             return;
     }
 }
@@ -614,8 +641,8 @@ static int remaining_ms(uint64_t end)
 
 int tsv_hub_accept(struct tsv_hub *hub, int count, int timeout_ms)
 {
-    uint64_t t0 = now_ns(), wait0 = hub->stats.wait_ns;
-    uint64_t end = timeout_ms < 0 ? UINT64_MAX : t0 + (uint64_t)timeout_ms * 1000000u;
+    struct span span = span_begin(hub);
+    uint64_t end = timeout_ms < 0 ? UINT64_MAX : span.wall + (uint64_t)timeout_ms * 1000000u;
     int rc = 0;
     while (hub->nclients < count && hub->listen_fd >= 0) {
         int ms = remaining_ms(end);
@@ -628,7 +655,7 @@ int tsv_hub_accept(struct tsv_hub *hub, int count, int timeout_ms)
     }
     if (hub->nclients >= count)
         stop_listening(hub);
-    hub->stats.busy_ns += now_ns() - t0 - (hub->stats.wait_ns - wait0);
+    span_end(hub, span);
     return rc < 0 ? -1 : hub->nclients;
 }
 
@@ -636,7 +663,6 @@ int tsv_hub_accept(struct tsv_hub *hub, int count, int timeout_ms)
 
 int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline)
 {
-    uint64_t t0 = now_ns();
     if (deadline <= hub->deadline) {
         set_error(hub, "deadline %llu ns is not after the previous one (%llu ns)",
                   (unsigned long long)deadline, (unsigned long long)hub->deadline);
@@ -646,6 +672,7 @@ int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline)
         set_error(hub, "a round is still under way");
         return -1;
     }
+    struct span span = span_begin(hub);
     hub->barrier = hub->deadline;
     hub->deadline = deadline;
     hub->npackets = 0;
@@ -658,7 +685,7 @@ int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline)
         hub->waiting++;
         flush(hub, c);
     }
-    hub->stats.busy_ns += now_ns() - t0;
+    span_end(hub, span);
     return 0;
 }
 
@@ -674,8 +701,8 @@ static int cmp_packets(const void *a, const void *b)
 
 int tsv_hub_wait(struct tsv_hub *hub, int timeout_ms)
 {
-    uint64_t t0 = now_ns(), wait0 = hub->stats.wait_ns;
-    uint64_t end = timeout_ms < 0 ? UINT64_MAX : t0 + (uint64_t)timeout_ms * 1000000u;
+    struct span span = span_begin(hub);
+    uint64_t end = timeout_ms < 0 ? UINT64_MAX : span.wall + (uint64_t)timeout_ms * 1000000u;
     int rc = 1;
     while (hub->waiting > 0) {
         int ms = remaining_ms(end);
@@ -693,7 +720,7 @@ int tsv_hub_wait(struct tsv_hub *hub, int timeout_ms)
         hub->barrier = hub->deadline;
         hub->stats.rounds++;
     }
-    hub->stats.busy_ns += now_ns() - t0 - (hub->stats.wait_ns - wait0);
+    span_end(hub, span);
     return rc;
 }
 
@@ -709,7 +736,6 @@ const struct tsv_hub_packet *tsv_hub_packets(const struct tsv_hub *hub)
 
 int tsv_hub_deliver(struct tsv_hub *hub, uint64_t handle, int client, uint64_t time)
 {
-    uint64_t t0 = now_ns();
     int rc = 0;
     struct slot *s = slot_get(hub, handle);
     if (!s) {
@@ -724,12 +750,13 @@ int tsv_hub_deliver(struct tsv_hub *hub, uint64_t handle, int client, uint64_t t
         set_error(hub, "delivery to client %d, which is gone", client);
         rc = -1;
     } else {
+        struct span span = span_begin(hub);
         struct client *c = hub->clients[client];
         queue_frame(c, TSV_DELIVER, time, s->src, s->dst, s->data, s->len);
         flush(hub, c);
+        span_end(hub, span);
     }
     slot_free(hub, s);
-    hub->stats.busy_ns += now_ns() - t0;
     return rc;
 }
 

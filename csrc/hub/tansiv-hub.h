@@ -44,7 +44,8 @@ struct tsv_hub_stats {
     uint64_t packets;
     uint64_t bytes_in;
     uint64_t bytes_out;
-    uint64_t busy_ns; /* inside hub calls, not blocked */
+    uint64_t busy_ns; /* wall time inside hub calls, not blocked */
+    uint64_t cpu_ns;  /* the hub's CPU time inside its calls (busy_ns minus preemption) */
     uint64_t wait_ns; /* blocked waiting for participants */
 };
 
