@@ -122,8 +122,9 @@ class Coordinator:
         computed, pair = self.net.lookahead([p.actor.host for p in among])
         forced = self.opt.force_lookahead_ns
         if forced is not None:
-            self.unsafe_lookahead = computed is not None and forced > computed
-            if self.unsafe_lookahead:
+            if computed is not None:  # with one participant left, keep what was known
+                self.unsafe_lookahead = forced > computed
+            if self.unsafe_lookahead and computed is not None:
                 log.warning("forced lookahead %d ns exceeds the smallest route latency "
                             "(%d ns, %s -> %s): deliveries may be late", forced, computed, *pair)
             new = forced
