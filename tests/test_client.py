@@ -125,7 +125,7 @@ def test_deadlines_hold_the_client_and_frozen_time_is_hidden(peer):
     spans = [b - a - hold_s for a, b in zip(real_slices, real_slices[1:])]
     assert min(spans) > 0.0009
     # The 20 ms pauses are invisible: the largest step between two reads stays far below.
-    assert d.step("spin")["max_gap_us"] < 5000
+    assert d.step("spin")["max_gap_us"] < 10000
 
 
 def test_deadline_callback_called(peer):
