@@ -40,11 +40,18 @@ struct vsg_context *vsg_init(int argc, const char *const argv[], int *next_arg_p
         return NULL;
     }
     ctx->ring_cap = ctx->opt.num_buffers;
+    if (tsv_session_init(ctx)) {
+        free(ctx->ring);
+        tsv_free_options(&ctx->opt);
+        free(ctx);
+        errno = ENOMEM;
+        return NULL;
+    }
     ctx->recv_cb = recv_cb;
     ctx->recv_cb_arg = recv_cb_arg;
     ctx->deadline_cb = deadline_cb;
     ctx->deadline_cb_arg = deadline_cb_arg;
-    ctx->backend = &tsv_process_backend;
+    ctx->backend = &tsv_default_backend;
     ctx->fd = -1;
     atomic_flag_clear(&ctx->lock);
     atomic_store(&ctx->state, TSV_STATE_INIT);
@@ -64,6 +71,7 @@ void vsg_cleanup(struct vsg_context *context)
         TSV_LOG(TSV_WARN, "%llu delivered messages were dropped (receive queue full or too "
                           "large): raise -b", (unsigned long long)atomic_load(&context->rx_dropped));
     free(context->ring);
+    tsv_session_free(context);
     tsv_free_options(&context->opt);
     free(context);
 }
@@ -129,8 +137,6 @@ int vsg_send(const struct vsg_context *context, uint32_t dest, uint32_t msglen, 
     int rc = tsv_session_send(ctx, dest, msglen, msg, &delivered);
     ctx->backend->leave(ctx, &guard);
     tsv_session_notify(ctx, delivered);
-    if (atomic_load(&ctx->lost) == 1)
-        ctx->backend->on_lost(ctx);
     return rc;
 }
 

@@ -37,11 +37,13 @@ static uint64_t clock_ns(struct vsg_context *ctx)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void lost(struct vsg_context *ctx)
+static void on_end(struct vsg_context *ctx, int lost)
 {
     /* Without its coordinator the program cannot go on in simulated time: end it the way
-     * a supervisor would, leaving it the chance to clean up in its own SIGTERM handler. */
-    if (atomic_exchange(&ctx->lost, 2) == 1) {
+     * a supervisor would, leaving it the chance to clean up in its own SIGTERM handler.
+     * After END, the program may go on (its clock stopped); tansiv run ends it later. */
+    (void)ctx;
+    if (lost) {
         TSV_LOG(TSV_ERROR, "lost the coordinator: terminating this participant");
         raise(SIGTERM);
     }
@@ -58,10 +60,7 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
     tsv_spin_lock(&ctx->lock);
     int n = tsv_session_deadline(ctx);
     tsv_spin_unlock(&ctx->lock);
-    if (n > 0 || (n == 0 && atomic_load(&ctx->state) == TSV_STATE_RUNNING))
-        tsv_session_notify(ctx, n);
-    if (n < 0)
-        lost(ctx);
+    tsv_session_notify(ctx, n > 0 ? n : 0);
     errno = saved_errno;
 }
 
@@ -143,7 +142,7 @@ static void leave(struct vsg_context *ctx, struct tsv_guard *guard)
     pthread_sigmask(SIG_SETMASK, &guard->mask, NULL);
 }
 
-const struct tsv_backend tsv_process_backend = {
+const struct tsv_backend tsv_default_backend = {
     .name = "process",
     .role = TSV_ROLE_PROCESS,
     .clock_ns = clock_ns,
@@ -153,5 +152,5 @@ const struct tsv_backend tsv_process_backend = {
     .release = release,
     .enter = enter,
     .leave = leave,
-    .on_lost = lost,
+    .on_end = on_end,
 };

@@ -47,8 +47,9 @@ struct tsv_backend {
     /* Serialize protocol use between application threads and the deadline (lock/unlock). */
     void (*enter)(struct vsg_context *ctx, struct tsv_guard *guard);
     void (*leave)(struct vsg_context *ctx, struct tsv_guard *guard);
-    /* After a synchronization failed because the coordinator went away (ctx->lost). */
-    void (*on_lost)(struct vsg_context *ctx);
+    /* After a synchronization in which the session ended: END (lost = 0), or the coordinator
+     * went away or broke the protocol (lost = 1). Called outside enter/leave. */
+    void (*on_end)(struct vsg_context *ctx, int lost);
 };
 
 enum tsv_state { TSV_STATE_INIT, TSV_STATE_RUNNING, TSV_STATE_ENDED, TSV_STATE_STOPPED };
@@ -71,7 +72,12 @@ struct vsg_context {
     int fd;
     _Atomic int state;     /* enum tsv_state */
     _Atomic int lost;      /* the coordinator went away or broke the protocol */
+    _Atomic int end_told;  /* backend->on_end was called */
     atomic_flag lock;      /* protocol writes and synchronizations */
+
+    /* Frames to the coordinator, not written yet (under the lock). */
+    uint8_t *out;
+    size_t out_len, out_cap;
 
     /* Time base, written by the synchronization, read anywhere through the sequence lock. */
     _Atomic uint32_t seq;
@@ -86,6 +92,8 @@ struct vsg_context {
 };
 
 /* session.c */
+int tsv_session_init(struct vsg_context *ctx);
+void tsv_session_free(struct vsg_context *ctx);
 int tsv_session_connect(struct vsg_context *ctx);
 /* Says HELLO and waits for the first GOTO; sets time 0. */
 int tsv_session_start(struct vsg_context *ctx);
@@ -98,7 +106,8 @@ uint64_t tsv_session_raw_now(struct vsg_context *ctx);
  * Returns the number of messages delivered (the state is ENDED if END came), or -1 when the
  * coordinator went away or broke the protocol (ctx->lost is set). */
 int tsv_session_deadline(struct vsg_context *ctx);
-/* Callbacks owed after a synchronization that delivered n messages; outside the lock. */
+/* Callbacks owed after a synchronization that delivered n messages, and the back end's
+ * on_end once the session is over; outside the lock. */
 void tsv_session_notify(struct vsg_context *ctx, int n);
 /* Sends at the current virtual time, synchronizing first if the deadline is reached
  * (*delivered counts the messages that synchronization delivered). 0 or an errno value. */
@@ -109,7 +118,7 @@ void tsv_session_close(struct vsg_context *ctx);
 void tsv_spin_lock(atomic_flag *lock);
 void tsv_spin_unlock(atomic_flag *lock);
 
-/* backend_process.c */
-extern const struct tsv_backend tsv_process_backend;
+/* The back end vsg_init uses: backend_process.c in libtansiv-client, backend_qemu.c in QEMU. */
+extern const struct tsv_backend tsv_default_backend;
 
 #endif

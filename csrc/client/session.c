@@ -83,19 +83,64 @@ uint64_t tsv_session_now(struct vsg_context *ctx)
     return raw < d ? raw : d;
 }
 
-/* ---- frames ------------------------------------------------------------------------------- */
+/* ---- frames out ---------------------------------------------------------------------------
+ * Frames to the coordinator are gathered in ctx->out and written at the deadline with
+ * AT_DEADLINE, in one write (or earlier when much is pending). There is always room left for
+ * one header, so that the deadline, which may run in a signal handler, never allocates. */
 
-static int write_frame(struct vsg_context *ctx, uint16_t type, uint64_t time, uint32_t dst,
-                       const void *payload, uint32_t len)
+#define OUT_INITIAL (64 * 1024)
+#define OUT_FLUSH_AT (256 * 1024)
+
+int tsv_session_init(struct vsg_context *ctx)
 {
-    unsigned char buf[TSV_HEADER_SIZE + MAX_PACKET_SIZE];
+    ctx->out = malloc(OUT_INITIAL);
+    ctx->out_cap = ctx->out ? OUT_INITIAL : 0;
+    ctx->out_len = 0;
+    return ctx->out ? 0 : ENOMEM;
+}
+
+void tsv_session_free(struct vsg_context *ctx)
+{
+    free(ctx->out);
+    ctx->out = NULL;
+}
+
+/* Room for a frame of len payload bytes, plus the spare header. */
+static int out_reserve(struct vsg_context *ctx, uint32_t len)
+{
+    size_t need = ctx->out_len + 2 * TSV_HEADER_SIZE + len;
+    if (need <= ctx->out_cap)
+        return 0;
+    size_t cap = ctx->out_cap * 2;
+    while (cap < need)
+        cap *= 2;
+    uint8_t *p = realloc(ctx->out, cap);
+    if (!p)
+        return ENOMEM;
+    ctx->out = p;
+    ctx->out_cap = cap;
+    return 0;
+}
+
+static void out_frame(struct vsg_context *ctx, uint16_t type, uint64_t time, uint32_t dst,
+                      const void *payload, uint32_t len)
+{
     struct tsv_header h = {.type = type, .flags = 0, .len = len, .time = time,
                            .src = ctx->opt.address, .dst = dst};
-    memcpy(buf, &h, TSV_HEADER_SIZE);
+    memcpy(ctx->out + ctx->out_len, &h, TSV_HEADER_SIZE);
     if (len)
-        memcpy(buf + TSV_HEADER_SIZE, payload, len);
-    return tsv_write_all(ctx->fd, buf, TSV_HEADER_SIZE + len);
+        memcpy(ctx->out + ctx->out_len + TSV_HEADER_SIZE, payload, len);
+    ctx->out_len += TSV_HEADER_SIZE + len;
 }
+
+static int out_flush(struct vsg_context *ctx)
+{
+    int rc = tsv_write_all(ctx->fd, ctx->out, ctx->out_len);
+    ctx->out_len = 0;
+    return rc;
+}
+
+/* ---- frames in ---------------------------------------------------------------------------- */
 
 static void discard(int fd, uint32_t len)
 {
@@ -235,7 +280,8 @@ int tsv_session_start(struct vsg_context *ctx)
 {
     struct tsv_hello hello = {.magic = TSV_MAGIC, .version = TSV_VERSION,
                               .role = ctx->backend->role, .pid = (uint32_t)getpid()};
-    if (write_frame(ctx, TSV_HELLO, 0, 0, &hello, sizeof(hello))) {
+    out_frame(ctx, TSV_HELLO, 0, 0, &hello, sizeof(hello));
+    if (out_flush(ctx)) {
         TSV_LOG(TSV_ERROR, "sending HELLO: %s", strerror(errno));
         return EIO;
     }
@@ -263,10 +309,12 @@ int tsv_session_start(struct vsg_context *ctx)
 
 /* ---- synchronization ---------------------------------------------------------------------- */
 
-static void end_session(struct vsg_context *ctx, uint64_t at)
+static void end_session(struct vsg_context *ctx, uint64_t at, int lost)
 {
     ctx->backend->stop(ctx);
     set_time_base(ctx, at, ctx->backend->clock_ns(ctx) - at);
+    if (lost)
+        atomic_store(&ctx->lost, 1);
     atomic_store(&ctx->state, TSV_STATE_ENDED);
 }
 
@@ -279,7 +327,8 @@ int tsv_session_deadline(struct vsg_context *ctx)
     if (raw < d)
         return 0; /* a stale or early signal */
 
-    if (write_frame(ctx, TSV_AT_DEADLINE, d, 0, NULL, 0)) {
+    out_frame(ctx, TSV_AT_DEADLINE, d, 0, NULL, 0);
+    if (out_flush(ctx)) {
         TSV_LOG(TSV_ERROR, "sending AT_DEADLINE(%llu): %s", (unsigned long long)d,
                 strerror(errno));
         goto lost;
@@ -322,7 +371,7 @@ int tsv_session_deadline(struct vsg_context *ctx)
             TSV_LOG(TSV_INFO, "the coordinator ended the simulation at %llu ns",
                     (unsigned long long)d);
             discard(ctx->fd, h.len);
-            end_session(ctx, d);
+            end_session(ctx, d, 0);
             return delivered;
         default:
             TSV_LOG(TSV_ERROR, "protocol error from the coordinator: unexpected frame type %u "
@@ -331,8 +380,7 @@ int tsv_session_deadline(struct vsg_context *ctx)
         }
     }
 lost:
-    atomic_store(&ctx->lost, 1);
-    end_session(ctx, d);
+    end_session(ctx, d, 1);
     return -1;
 }
 
@@ -341,6 +389,11 @@ void tsv_session_notify(struct vsg_context *ctx, int n)
     for (int i = 0; i < n; i++)
         if (ctx->recv_cb)
             ctx->recv_cb(ctx->recv_cb_arg);
+    if (atomic_load(&ctx->state) == TSV_STATE_ENDED) {
+        if (!atomic_exchange(&ctx->end_told, 1) && ctx->backend->on_end)
+            ctx->backend->on_end(ctx, atomic_load(&ctx->lost));
+        return;
+    }
     if (ctx->deadline_cb && atomic_load(&ctx->state) == TSV_STATE_RUNNING) {
         uint64_t d = atomic_load(&ctx->deadline);
         struct timespec ts = {.tv_sec = (time_t)(d / 1000000000),
@@ -365,10 +418,12 @@ int tsv_session_send(struct vsg_context *ctx, uint32_t dst, uint32_t len, const 
         uint64_t d, raw;
         read_time(ctx, &d, &raw);
         if (raw < d) {
-            if (write_frame(ctx, TSV_SEND, raw, dst, msg, len)) {
-                TSV_LOG(TSV_ERROR, "sending a message: %s", strerror(errno));
-                atomic_store(&ctx->lost, 1);
-                end_session(ctx, d);
+            if (out_reserve(ctx, len))
+                return ENOMEM;
+            out_frame(ctx, TSV_SEND, raw, dst, msg, len);
+            if (ctx->out_len >= OUT_FLUSH_AT && out_flush(ctx)) {
+                TSV_LOG(TSV_ERROR, "sending to the coordinator: %s", strerror(errno));
+                end_session(ctx, d, 1);
                 return EPIPE;
             }
             return 0;
@@ -383,6 +438,9 @@ int tsv_session_send(struct vsg_context *ctx, uint32_t dst, uint32_t len, const 
 void tsv_session_close(struct vsg_context *ctx)
 {
     if (atomic_load(&ctx->state) == TSV_STATE_RUNNING) {
+        if (ctx->out_len && out_flush(ctx)) /* what was sent before leaving still counts */
+            TSV_LOG(TSV_WARN, "could not hand the last packets to the coordinator: %s",
+                    strerror(errno));
         uint64_t now = tsv_session_now(ctx);
         ctx->backend->stop(ctx);
         set_time_base(ctx, now, ctx->backend->clock_ns(ctx) - now);
