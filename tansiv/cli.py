@@ -5,6 +5,7 @@ failed (the run went on without it and its results are kept), 130 interrupted.""
 
 import argparse
 import datetime
+import os
 import json
 import logging
 import platform as pyplatform
@@ -59,8 +60,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="the run's folder (default: ./tansiv-run-DATE-TIME)")
     run.add_argument("--until", type=seconds, metavar="SECONDS",
                      help="end the simulation at this simulated time")
-    run.add_argument("--overhead", type=int, default=0, metavar="BYTES",
-                     help="bytes added to every packet's size in the simulation (default 0)")
+    run.add_argument("--overhead", type=int, metavar="BYTES",
+                     help="bytes added to every packet's size in the simulation (default: 0 "
+                          "for processes; for VMs, Ethernet framing: frames padded to 60 "
+                          "bytes, plus 24 of FCS, preamble and inter-frame gap)")
     run.add_argument("--connect-timeout", type=float, default=60.0, metavar="SECONDS",
                      help="how long participants may take to connect (default 60)")
     run.add_argument("--end-grace", type=float, default=5.0, metavar="SECONDS",
@@ -137,6 +140,10 @@ def cmd_run(args) -> int:
     started = datetime.datetime.now(datetime.timezone.utc)
     net, d = _load(args)
     programs = [resolve_program(a, d.path) for a in d.actors]
+    if any(p.name == "tansiv-vm" for p in programs):
+        from . import vm
+        log.info("VMs in the deployment: QEMU and the guest image (built once, then cached)")
+        os.environ.update(vm.prepare())
     out = args.out or Path(f"tansiv-run-{started.astimezone():%Y%m%d-%H%M%S}")
     rundir = RunDir(out)
     rundir.attach_log()

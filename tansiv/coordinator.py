@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from . import hub as hubmod
+from . import protocol
 from .errors import TansivError
 from .participants import Participant, describe_exit
 from .platform import Network, ns
@@ -30,11 +31,21 @@ class RunError(TansivError):
     pass
 
 
+# A VM's packets are Ethernet frames without their FCS: on the wire they take at least 64
+# bytes with it, plus 8 of preamble and 12 of inter-frame gap.
+ETH_MIN_FRAME, ETH_WIRE_EXTRA = 60, 24
+
+
+def ethernet_wire_size(frame_len: int) -> int:
+    return max(frame_len, ETH_MIN_FRAME) + ETH_WIRE_EXTRA
+
+
 @dataclass
 class Options:
     force_lookahead_ns: int = None
     until_ns: int = None
-    overhead: int = 0             # bytes added to every packet in the simulation
+    overhead: int = None          # bytes added to every packet; None: 0 for processes,
+                                  # Ethernet framing for VMs
     connect_timeout_s: float = 60.0
     end_grace_s: float = 10.0     # for programs to exit after the simulation ended
     echo: bool = True
@@ -56,6 +67,7 @@ class Coordinator:
         self.rundir = rundir
         self.opt = options
         self.by_client = {}           # hub index -> Participant
+        self.wire_size = {}           # hub index -> payload size -> bytes in the simulation
         self.client_of_addr = {}      # in_addr_t -> hub index
         self.inflight = []            # (comm, src client, dst client, size, send_ns, handle)
         self.lookahead_ns = None
@@ -73,8 +85,12 @@ class Coordinator:
     def start(self) -> None:
         # Inputs first: a run that cannot have a lookahead starts no program.
         self._update_lookahead("start", self.participants)
+        peers = ",".join(p.name for p in self.participants)
         for p in self.participants:
-            p.start(self.hub.address)
+            p.start(self.hub.address, env={
+                "TANSIV_SOCKET": self.hub.address, "TANSIV_ADDRESS": p.name,
+                "TANSIV_HOST": p.actor.host, "TANSIV_PEERS": peers,
+                "TANSIV_RUN_DIR": str(self.rundir.path.resolve())})
             log.info("started %s on %s: %s %s", p.name, p.actor.host, p.program,
                      " ".join(p.actor.args))
         self._accept()
@@ -104,10 +120,18 @@ class Coordinator:
                 raise RunError(f"two clients connected as {addr}")
             p.client = i
             p.state = "running"
+            p.role = "vm" if self.hub.client_role(i) == protocol.ROLE_VM else "process"
             self.by_client[i] = p
+            self.wire_size[i] = self._wire_size_function(p.role)
             self.client_of_addr[hubmod.str_to_addr(addr)] = i
         for e in self.hub.events():
             self._record_event(e)
+
+    def _wire_size_function(self, role: str):
+        if self.opt.overhead is not None:
+            extra = self.opt.overhead
+            return lambda n: n + extra
+        return ethernet_wire_size if role == "vm" else (lambda n: n)
 
     def _unconnected(self):
         return [p.name for p in self.participants if p.client is None]
@@ -215,7 +239,7 @@ class Coordinator:
                 continue
             net.run_until(p.time / 1e9)
             comm = net.send(self.by_client[src].actor.host, self.by_client[dst].actor.host,
-                            p.size + self.opt.overhead)
+                            self.wire_size[src](p.size))
             self.inflight.append((comm, src, dst, p.size, p.time, p.handle))
 
     def _deliver_finished(self, at_ns: int) -> None:
@@ -344,7 +368,8 @@ class Coordinator:
             },
             "participants": [
                 {"name": p.name, "host": p.actor.host, "program": str(p.program),
-                 "state": p.state, "detail": p.detail, "end_ns": p.end_ns,
+                 "role": p.role, "state": p.state, "detail": p.detail, "end_ns": p.end_ns,
+                 "held_s": self.hub.held_ns(p.client) / 1e9 if p.client is not None else None,
                  "exit": p.proc.returncode if p.proc else None, "log": str(p.log_path)}
                 for p in self.participants],
         }

@@ -83,6 +83,9 @@ class Hub:
     def client_role(self, i: int) -> int:
         return self._lib.tsv_hub_client_role(self._h, i)
 
+    def held_ns(self, i: int) -> int:
+        return self._lib.tsv_hub_client_held_ns(self._h, i)
+
     def alive(self, i: int) -> bool:
         return bool(self._lib.tsv_hub_client_alive(self._h, i))
 

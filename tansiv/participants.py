@@ -35,7 +35,9 @@ def resolve_program(actor: Actor, deployment_path: Path) -> Path:
     elif "/" in name:
         candidates += [deployment_path.parent / p, Path.cwd() / p]
     else:
-        candidates += [deployment_path.parent / p, paths.libexecdir() / p]
+        # tansiv's own programs: the examples, and tansiv-vm next to the interpreter.
+        candidates += [deployment_path.parent / p, paths.libexecdir() / p,
+                       Path(sys.executable).parent / p]
         found = shutil.which(name)
         if found:
             candidates.append(Path(found))
@@ -65,6 +67,7 @@ class Participant:
     log_path: Path
     proc: subprocess.Popen = None
     client: int = None          # the hub's index, once it said HELLO
+    role: str = None            # process or vm, from its HELLO
     state: str = "starting"     # starting, running, ended, left, crashed, failed
     detail: str = ""
     end_ns: int = None          # simulation time it left at
@@ -76,12 +79,13 @@ class Participant:
         return self.actor.address
 
     def start(self, socket: str, env=None) -> None:
+        """Starts `program SOCKET ARGS...`, with env added to the environment."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         argv = [str(self.program), socket] + list(self.actor.args)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
-                                         env=env)
+                                         env=dict(os.environ, **(env or {})))
 
     def exit_code(self, wait_s: float = 0.0):
         """The process's return code, waiting up to wait_s for it; None while it runs."""

@@ -24,6 +24,11 @@ def libexecdir() -> Path:
     return prefix() / "libexec" / "tansiv"
 
 
+def source_dir() -> Path:
+    """The repository tansiv runs from (the package is installed in place)."""
+    return Path(__file__).resolve().parent.parent
+
+
 def native(path: Path) -> Path:
     """An installed file of the C core, or an error saying how to get it."""
     if not path.exists():

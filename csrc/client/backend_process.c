@@ -4,7 +4,9 @@
  * the deadline; its handler synchronizes with the coordinator, so that thread is held for as
  * long as the coordinator holds the simulation, and the time it was held is then subtracted
  * from the clock (see tsv_session_deadline). */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #define TSV_LOG_COMPONENT "client"
 #include <errno.h>
 #include <pthread.h>

@@ -1,6 +1,8 @@
 /* argv options of vsg_init (see tansiv-client.h). Every rejection is logged with the
  * offending argument and returns EINVAL. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #define TSV_LOG_COMPONENT "client"
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -4,7 +4,9 @@
  * backend->enter and backend->leave (the process back end blocks its deadline signal and takes
  * ctx->lock). Readers of the time base use the sequence lock ctx->seq and never block, so that
  * vsg_gettimeofday can be called from anywhere, even while a synchronization is under way. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #define TSV_LOG_COMPONENT "client"
 #include <arpa/inet.h>
 #include <errno.h>

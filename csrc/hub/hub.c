@@ -1,7 +1,9 @@
 /* The hub (see tansiv-hub.h): non-blocking sockets, one epoll set, per-client input and
  * output buffers. A client's misbehaviour (bad frame, early or late time, broken connection)
  * removes that client with an event naming it; it never stops the hub. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #define TSV_LOG_COMPONENT "hub"
 #include "tansiv-hub.h"
 
@@ -43,6 +45,7 @@ struct client {
     uint32_t addr, pid;
     int role;
     int want_out; /* EPOLLOUT registered */
+    uint64_t stopped_at, held_ns; /* when it reached the barrier; total time held there */
     struct buf in, out;
     char name[64];
 };
@@ -397,6 +400,7 @@ static void on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_hea
             return;
         }
         c->state = C_IDLE;
+        c->stopped_at = now_ns();
         hub->waiting--;
         break;
     default:
@@ -684,6 +688,8 @@ int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline)
         c->state = C_RUNNING;
         hub->waiting++;
         flush(hub, c);
+        if (c->stopped_at)
+            c->held_ns += now_ns() - c->stopped_at;
     }
     span_end(hub, span);
     return 0;
@@ -824,6 +830,11 @@ uint32_t tsv_hub_client_pid(const struct tsv_hub *hub, int i)
 int tsv_hub_client_role(const struct tsv_hub *hub, int i)
 {
     return get(hub, i) ? get(hub, i)->role : 0;
+}
+
+uint64_t tsv_hub_client_held_ns(const struct tsv_hub *hub, int i)
+{
+    return get(hub, i) ? get(hub, i)->held_ns : 0;
 }
 
 int tsv_hub_client_alive(const struct tsv_hub *hub, int i)

@@ -65,6 +65,9 @@ uint32_t tsv_hub_client_address(const struct tsv_hub *hub, int client);
 uint32_t tsv_hub_client_pid(const struct tsv_hub *hub, int client);
 int tsv_hub_client_role(const struct tsv_hub *hub, int client);
 int tsv_hub_client_alive(const struct tsv_hub *hub, int client);
+/* Total wall time the client spent stopped at barriers (from its AT_DEADLINE to the next
+ * GOTO): how long the coordinator held it. */
+uint64_t tsv_hub_client_held_ns(const struct tsv_hub *hub, int client);
 int tsv_hub_alive_count(const struct tsv_hub *hub);
 
 /* Starts a round: every live client may run until `deadline` (ns, > the last one). */

@@ -1,0 +1,209 @@
+"""Guest images, built offline from Debian packages and cached.
+
+The default guest: Debian's kernel (booted uncompressed, PVH) and an initramfs holding
+busybox-static, the e1000 module, tansiv's static guest tools and images/initramfs/init.
+Built once per set of inputs under $TANSIV_CACHE/images/initramfs-<key>/ (default
+~/.cache/tansiv); `tansiv image initramfs` builds it and prints where it is."""
+
+import fcntl
+import gzip
+import hashlib
+import io
+import lzma
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import paths
+from .errors import TansivError
+
+GUEST_TOOLS = ("tping", "tprobe")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TANSIV_CACHE", Path.home() / ".cache" / "tansiv"))
+
+
+@contextmanager
+def locked(path: Path):
+    """Serializes builders of the same cache entry across processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def _run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        raise TansivError(f"{' '.join(map(str, cmd))} failed: {r.stderr.strip()}")
+    return r.stdout
+
+
+# ---- Debian packages -------------------------------------------------------------------------
+
+def kernel_package() -> str:
+    """The versioned kernel package linux-image-amd64 points to on this Debian release."""
+    out = _run(["apt-cache", "depends", "linux-image-amd64"])
+    m = re.search(r"Depends:\s*(linux-image-\S+-amd64)\b", out)
+    if not m:
+        raise TansivError("cannot find Debian's kernel package (apt-cache depends "
+                          "linux-image-amd64); run apt-get update")
+    return m.group(1)
+
+
+def package_version(pkg: str) -> str:
+    out = _run(["apt-cache", "policy", pkg])
+    m = re.search(r"Candidate:\s*(\S+)", out)
+    if not m or m.group(1) == "(none)":
+        raise TansivError(f"Debian package {pkg} is not available (run apt-get update)")
+    return m.group(1)
+
+
+def download(pkg: str, version: str) -> Path:
+    """The .deb of pkg=version, downloaded once into the cache (not installed)."""
+    debs = cache_dir() / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    pattern = f"{pkg}_{version.replace(':', '%3a')}_*.deb"  # apt's file name for an epoch
+    found = sorted(debs.glob(pattern))
+    if not found:
+        _run(["apt-get", "download", "-q", f"{pkg}={version}"], cwd=debs)
+        found = sorted(debs.glob(pattern))
+    if not found:
+        raise TansivError(f"apt-get download {pkg}={version} gave no file in {debs}")
+    return found[0]
+
+
+def extract(deb: Path, dest: Path) -> None:
+    _run(["dpkg-deb", "-x", str(deb), str(dest)])
+
+
+# ---- kernel --------------------------------------------------------------------------------
+
+_PAYLOADS = [(b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\x1f\x8b\x08", "gzip")]
+
+
+def uncompressed_kernel(bzimage: bytes):
+    """The ELF vmlinux inside a bzImage (booted directly through PVH, it saves the guest the
+    decompression, which is slow under TCG), or None if no payload decompresses to one."""
+    for magic, kind in _PAYLOADS:
+        start = bzimage.find(magic)
+        while start >= 0:
+            data = bzimage[start:]
+            try:
+                if kind == "xz":
+                    out = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data)
+                elif kind == "gzip":
+                    out = gzip.GzipFile(fileobj=io.BytesIO(data)).read()
+                else:
+                    out = subprocess.run(["zstd", "-dcq"], input=data, capture_output=True).stdout
+            except (lzma.LZMAError, OSError, EOFError):
+                out = b""
+            if out[:4] == b"\x7fELF":
+                return out
+            start = bzimage.find(magic, start + 1)
+    return None
+
+
+def _module(root: Path, name: str) -> bytes:
+    for f in sorted((root / "lib" / "modules").rglob(f"{name}.ko*")):
+        data = f.read_bytes()
+        if f.suffix == ".xz":
+            return lzma.decompress(data)
+        if f.suffix == ".zst":
+            return subprocess.run(["zstd", "-dcq"], input=data, capture_output=True,
+                                  check=True).stdout
+        return data
+    raise TansivError(f"module {name} not found in the kernel package")
+
+
+# ---- initramfs -----------------------------------------------------------------------------
+
+def cpio_newc(entries) -> bytes:
+    """A newc cpio archive of (path, mode, data) entries (data None for a directory); owner
+    root, dates 0, so the same inputs give the same bytes."""
+    out = io.BytesIO()
+
+    def put(name: str, mode: int, data: bytes, ino: int):
+        name_b = name.encode() + b"\0"
+        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0]
+        out.write(b"070701" + b"".join(b"%08X" % v for v in fields) + name_b)
+        out.write(b"\0" * (-(110 + len(name_b)) % 4))
+        out.write(data)
+        out.write(b"\0" * (-len(data) % 4))
+
+    for ino, (name, mode, data) in enumerate(sorted(entries), start=1):
+        put(name, mode | (0o040000 if data is None else 0o100000), data or b"", ino)
+    put("TRAILER!!!", 0, b"", 0)
+    return out.getvalue()
+
+
+@dataclass
+class GuestImage:
+    kernel: Path
+    initrd: Path
+    kernel_version: str
+    path: Path
+
+
+def initramfs(rebuild: bool = False) -> GuestImage:
+    """The default guest, built if needed. TANSIV_IMAGE_DIR names an already built one (tansiv
+    run sets it for the VMs it starts, which then need not check the inputs again)."""
+    given = os.environ.get("TANSIV_IMAGE_DIR")
+    if given and not rebuild:
+        out = Path(given)
+        if not (out / ".complete").exists():
+            raise TansivError(f"TANSIV_IMAGE_DIR={given} holds no complete guest image")
+        return GuestImage(out / "vmlinux", out / "initramfs.cpio.gz",
+                          (out / ".complete").read_text().split()[0], out)
+    kpkg = kernel_package()
+    kver = package_version(kpkg)
+    bver = package_version("busybox-static")
+    init = paths.source_dir() / "images" / "initramfs" / "init"
+    tools = [paths.native(paths.libexecdir() / "guest" / t) for t in GUEST_TOOLS]
+    h = hashlib.sha256()
+    for part in (kpkg, kver, bver):
+        h.update(part.encode() + b"\0")
+    for f in [init, Path(__file__), *tools]:
+        h.update(f.read_bytes())
+    out = cache_dir() / "images" / f"initramfs-{h.hexdigest()[:16]}"
+    image = GuestImage(out / "vmlinux", out / "initramfs.cpio.gz", kpkg, out)
+    if (out / ".complete").exists() and not rebuild:
+        return image
+    with locked(cache_dir() / "images" / ".lock"):
+        if (out / ".complete").exists() and not rebuild:
+            return image
+        _build_initramfs(out, kpkg, kver, bver, init, tools)
+    return image
+
+
+def _build_initramfs(out: Path, kpkg, kver, bver, init: Path, tools) -> None:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="tansiv-image-") as tmp:
+        root = Path(tmp) / "k"
+        extract(download(kpkg, kver), root)
+        bb = Path(tmp) / "b"
+        extract(download("busybox-static", bver), bb)
+        vmlinuz = next((root / "boot").glob("vmlinuz-*"))
+        vmlinux = uncompressed_kernel(vmlinuz.read_bytes())
+        if vmlinux is not None:
+            (out / "vmlinux").write_bytes(vmlinux)
+        else:  # boot the compressed kernel: slower, still correct
+            shutil.copy(vmlinuz, out / "vmlinux")
+        entries = [(d, 0o755, None) for d in ("bin", "dev", "proc", "sys", "lib",
+                                                "lib/modules", "tmp", "root")]
+        entries += [
+            ("init", 0o755, init.read_bytes()),
+            ("bin/busybox", 0o755, (bb / "bin" / "busybox").read_bytes()),
+            ("lib/modules/e1000.ko", 0o644, _module(root, "e1000")),
+        ]
+        entries += [(f"bin/{t.name}", 0o755, t.read_bytes()) for t in tools]
+        (out / "initramfs.cpio.gz").write_bytes(
+            gzip.compress(cpio_newc(entries), compresslevel=6, mtime=0))
+    (out / ".complete").write_text(f"{kpkg} {kver}\nbusybox-static {bver}\n")

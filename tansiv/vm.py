@@ -1,0 +1,163 @@
+"""Virtual machines: QEMU command lines for tansiv's guests, and `tansiv-vm`, the launcher a
+deployment names as a participant's program (as TANSIV's boot.py).
+
+    tansiv-vm [SOCKET] [--address IP] [--name NAME] [--cmd "COMMAND ARGS"] [--peers IP,...]
+              [--mode tansiv|none|netem] [--tap IFNAME] [--memory MB] [--print]
+
+tansiv run starts it as `tansiv-vm SOCKET ARGS...` with TANSIV_ADDRESS and TANSIV_PEERS in its
+environment; it then replaces itself with QEMU, whose serial console is its standard output
+(the run keeps it in participants/ADDRESS.log). Modes:
+  tansiv  icount (virtual time runs only with the guest's instructions) and the tantap
+          backend: the VM is a participant of the simulation;
+  none    icount, no network: the same guest alone, the reference for timing transparency;
+  netem   plain TCG, no icount, a tap interface (the baseline of a Linux bridge and netem).
+"""
+
+import argparse
+import ipaddress
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import images, paths
+from .errors import TansivError
+
+MODES = ("tansiv", "none", "netem")
+RTC_BASE = "2020-01-01T00:00:00"
+# A guest instruction per virtual ns; idle time jumps to the next timer; no real-time pacing.
+ICOUNT = "shift=0,sleep=off,align=off"
+
+
+def qemu_dir() -> Path:
+    """QEMU with tantap: TANSIV_QEMU_DIR, or built (once, cached) by csrc/qemu/build-qemu.sh."""
+    given = os.environ.get("TANSIV_QEMU_DIR")
+    if given:
+        return Path(given)
+    script = paths.source_dir() / "csrc" / "qemu" / "build-qemu.sh"
+    r = subprocess.run([str(script)], stdout=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise TansivError("building QEMU with tantap failed (see the message above)")
+    return Path(r.stdout.strip().splitlines()[-1])
+
+
+def prepare() -> dict:
+    """Builds (or finds in the cache) QEMU and the guest image; the environment that lets
+    tansiv-vm use them without checking again."""
+    qemu = qemu_dir()
+    image = images.initramfs()
+    return {"TANSIV_QEMU_DIR": str(qemu), "TANSIV_IMAGE_DIR": str(image.path)}
+
+
+def mac_of(address: str) -> str:
+    """52:54:a:b:c:d for a.b.c.d: every guest knows every peer's MAC (see images/initramfs)."""
+    return "52:54:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(address).packed)
+
+
+@dataclass
+class VMSpec:
+    name: str
+    address: str = ""           # empty: no network interface configured
+    prefix: int = 24
+    peers: list = field(default_factory=list)
+    cmd: list = field(default_factory=list)
+    mode: str = "tansiv"
+    socket: str = ""            # tansiv mode
+    tap: str = ""               # netem mode
+    memory_mb: int = 256
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise TansivError(f"unknown VM mode '{self.mode}' (expected {', '.join(MODES)})")
+        for a in ([self.address] if self.address else []) + list(self.peers):
+            try:
+                ipaddress.IPv4Address(a)
+            except ValueError:
+                raise TansivError(f"'{a}' is not an IPv4 address")
+        for word in self.cmd:
+            if "," in word or " " in word or not word:
+                raise TansivError(f"guest command word '{word}' must be non-empty, without "
+                                  "commas or spaces (they travel on the kernel command line)")
+        if self.mode == "tansiv" and not (self.socket and self.address):
+            raise TansivError("tansiv mode needs the coordinator's socket and an address")
+        if self.mode == "netem" and not (self.tap and self.address):
+            raise TansivError("netem mode needs --tap and an address")
+
+
+def kernel_cmdline(spec: VMSpec) -> str:
+    # No IPv6: its autoconfiguration chatter has no IPv4 destination to be routed to.
+    parts = ["console=ttyS0", "quiet", "loglevel=3", "panic=-1", "ipv6.disable=1",
+             f"tansiv.name={spec.name}"]
+    if spec.address:
+        parts.append(f"tansiv.addr={spec.address}/{spec.prefix}")
+    peers = [p for p in spec.peers if p != spec.address]
+    if peers:
+        parts.append("tansiv.peers=" + ",".join(peers))
+    if spec.cmd:
+        parts.append("tansiv.cmd=" + ",".join(spec.cmd))
+    return " ".join(parts)
+
+
+def qemu_command(spec: VMSpec, qemu: Path, image: images.GuestImage) -> list:
+    spec.check()
+    cmd = [str(qemu / "bin" / "qemu-system-x86_64"),
+           "-M", "pc", "-m", str(spec.memory_mb), "-smp", "1",
+           "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+           "-L", str(qemu / "share" / "qemu"),
+           "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
+           "-kernel", str(image.kernel), "-initrd", str(image.initrd),
+           "-append", kernel_cmdline(spec)]
+    if spec.mode in ("tansiv", "none"):
+        # The RTC starts at a fixed date and follows virtual time: no wall-clock input.
+        cmd += ["-icount", ICOUNT, "-rtc", f"base={RTC_BASE},clock=vm"]
+    else:
+        cmd += ["-rtc", f"base={RTC_BASE}"]
+    # e1000 transmits in the vCPU's register write: frames leave at an exact virtual time.
+    nic = f"e1000,netdev=net0,mac={mac_of(spec.address)},romfile=" if spec.address else None
+    if spec.mode == "tansiv":
+        cmd += ["-netdev", f"tantap,id=net0,socket={spec.socket},address={spec.address}",
+                "-device", nic]
+    elif spec.mode == "netem":
+        cmd += ["-netdev", f"tap,id=net0,ifname={spec.tap},script=no,downscript=no",
+                "-device", nic]
+    return cmd
+
+
+def _parser():
+    ap = argparse.ArgumentParser(prog="tansiv-vm", description="Start a tansiv guest VM "
+                                 "(replaces itself with QEMU).")
+    ap.add_argument("socket", nargs="?", default=os.environ.get("TANSIV_SOCKET", ""),
+                    help="coordinator socket (tansiv run passes it first)")
+    ap.add_argument("--address", default=os.environ.get("TANSIV_ADDRESS", ""))
+    ap.add_argument("--name", help="guest name (default: its address)")
+    ap.add_argument("--peers", default=os.environ.get("TANSIV_PEERS", ""),
+                    help="comma-separated addresses given a permanent neighbour entry")
+    ap.add_argument("--cmd", default="", help="command the guest runs, e.g. 'tping -c 10 IP'")
+    ap.add_argument("--mode", choices=MODES, default="tansiv")
+    ap.add_argument("--tap", default="", help="tap interface (netem mode)")
+    ap.add_argument("--memory", type=int, default=256, metavar="MB")
+    ap.add_argument("--print", action="store_true", help="print QEMU's command, run nothing")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    spec = VMSpec(name=args.name or args.address or "guest", address=args.address,
+                  peers=[p for p in args.peers.split(",") if p], cmd=args.cmd.split(),
+                  mode=args.mode, socket=args.socket, tap=args.tap, memory_mb=args.memory)
+    try:
+        spec.check()
+        cmd = qemu_command(spec, qemu_dir(), images.initramfs())
+    except TansivError as e:
+        print(f"tansiv-vm: error: {e}", file=sys.stderr)
+        return 1
+    if args.print:
+        print(" ".join(cmd))
+        return 0
+    sys.stdout.flush()
+    os.execv(cmd[0], cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
