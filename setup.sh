@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Sets up tansiv on Debian 12 or 13, idempotently: Debian packages, the virtual environment
 # (.venv, from Debian's Python with system site packages, where python3-simgrid lives), the
-# Python package, and the C core built in build/ and installed into .venv.
+# Python package, the C core built in build/ and installed into .venv, then QEMU with tantap
+# and the guest image (built once, about 10 minutes, then cached in ~/.cache/tansiv).
 #   ./setup.sh            everything
 #   TANSIV_SKIP_APT=1     do not touch Debian packages (they must be there)
+#   TANSIV_SKIP_VM=1      do not build QEMU and the guest image (process mode only)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -26,7 +28,12 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 PACKAGES=(build-essential cmake pkg-config python3-venv python3-dev python3-simgrid
-          libsimgrid-dev libboost-dev)
+          libsimgrid-dev libboost-dev
+          # QEMU's build (gcc-multilib: its option ROMs are 32-bit), its firmware
+          ninja-build libglib2.0-dev libpixman-1-dev libslirp-dev libfdt-dev flex bison
+          zlib1g-dev gcc-multilib patch xz-utils seabios
+          # guest images, and the network tools of the netem baseline
+          zstd iproute2)
 
 if [ -z "${TANSIV_SKIP_APT:-}" ]; then
   missing=()
@@ -62,6 +69,11 @@ say "building the C core"
 cmake -S csrc -B build -DCMAKE_INSTALL_PREFIX="$VENV" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)" >/dev/null
 cmake --install build >/dev/null
+
+if [ -z "${TANSIV_SKIP_VM:-}" ]; then
+  say "QEMU with tantap and the guest image (built once, then cached)"
+  "$VENV/bin/tansiv" prepare >/dev/null
+fi
 
 say "ready: Debian $(cat /etc/debian_version), SimGrid $("$VENV/bin/python" -c \
   'import simgrid; v = simgrid.simgrid_version; print(v() if callable(v) else v)' 2>/dev/null),

@@ -1,7 +1,8 @@
 """Command line: `tansiv run PLATFORM DEPLOYMENT`, `tansiv check PLATFORM DEPLOYMENT`.
 
 Exit status: 0 success, 1 error (bad input, internal), 2 usage, 3 a participant crashed or
-failed (the run went on without it and its results are kept), 130 interrupted."""
+failed (the run went on without it and its results are kept), 130 interrupted (SIGINT),
+143 terminated (SIGTERM)."""
 
 import argparse
 import datetime
@@ -11,6 +12,7 @@ import logging
 import platform as pyplatform
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -21,7 +23,7 @@ from .errors import InputError, TansivError
 
 log = logging.getLogger("tansiv")
 
-EXIT_OK, EXIT_ERROR, EXIT_PARTICIPANT, EXIT_INTERRUPTED = 0, 1, 3, 130
+EXIT_OK, EXIT_ERROR, EXIT_PARTICIPANT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 3, 130, 143
 
 _UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 
@@ -71,6 +73,15 @@ def _parser() -> argparse.ArgumentParser:
                           "they are terminated (default 5)")
     run.add_argument("--quiet", action="store_true",
                      help="do not echo the participants' output")
+
+    sub.add_parser("prepare", help="build QEMU with tantap and the guest image if needed "
+                   "(cached); print where they are")
+
+    report = sub.add_parser("report", help="what a run measured")
+    report.add_argument("what", choices=["rtt"], help="rtt: the RTT matrix, measured "
+                        "against the model")
+    report.add_argument("run_dir", type=Path, metavar="RUN")
+    report.add_argument("--json", action="store_true", help="print JSON")
 
     check = sub.add_parser("check", help="check inputs; print routes and the lookahead")
     common(check)
@@ -130,6 +141,27 @@ def cmd_check(args) -> int:
     return EXIT_OK
 
 
+def cmd_report(args) -> int:
+    from . import metrics
+    matrix = metrics.rtt_matrix(args.run_dir)
+    if not matrix:
+        raise TansivError(f"{args.run_dir}: no round-trip times in the participants' output")
+    if args.json:
+        json.dump([{"src": s, "dst": d, "median_rtt_ns": m, "model_rtt_ns": e, "samples": n}
+                   for (s, d), (m, e, n) in matrix.items()], sys.stdout, indent=2)
+        print()
+    else:
+        print(metrics.format_rtt_matrix(matrix))
+    return EXIT_OK
+
+
+def cmd_prepare(args) -> int:
+    from . import vm
+    for k, v in vm.prepare().items():
+        print(f"{k}={v}")
+    return EXIT_OK
+
+
 def cmd_run(args) -> int:
     from .coordinator import Coordinator, Options, RunError
     from .hub import Hub
@@ -171,9 +203,10 @@ def cmd_run(args) -> int:
         coord.start()
         coord.run()
         status = "ok"
-    except KeyboardInterrupt:
-        status, error = "interrupted", "interrupted"
-        log.error("interrupted: ending the simulation")
+    except KeyboardInterrupt as e:
+        status = "terminated" if isinstance(e, Terminated) else "interrupted"
+        error = status
+        log.error("%s: ending the simulation", status)
     except TansivError as e:
         error = str(e)
     finally:
@@ -212,17 +245,27 @@ def cmd_run(args) -> int:
             print(f"tansiv: participant {p.name} {p.state}: {p.detail} (see {p.log_path})",
                   file=sys.stderr)
     return {"ok": EXIT_OK, "participant-failure": EXIT_PARTICIPANT,
-            "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_ERROR)
+            "interrupted": EXIT_INTERRUPTED, "terminated": EXIT_TERMINATED}.get(status, EXIT_ERROR)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: ended like an interruption, so that the run's folder is completed."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 def main(argv=None) -> int:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     args = _parser().parse_args(argv)
-    _setup_logging(args.log_level)
-    if args.force is not None and args.force <= 0:
+    _setup_logging(getattr(args, "log_level", "info"))
+    if getattr(args, "force", None) is not None and args.force <= 0:
         print("tansiv: error: --force must be > 0", file=sys.stderr)
         return 2
     try:
-        return {"run": cmd_run, "check": cmd_check}[args.command](args)
+        return {"run": cmd_run, "check": cmd_check, "prepare": cmd_prepare,
+                "report": cmd_report}[args.command](args)
     except TansivError as e:
         print(f"tansiv: error: {e}", file=sys.stderr)
         return EXIT_ERROR

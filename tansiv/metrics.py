@@ -1,0 +1,109 @@
+"""Reading what participants printed (JSON lines on their console or output) into tidy rows,
+and the model they are compared with."""
+
+import json
+import statistics
+from pathlib import Path
+
+from .errors import TansivError
+
+# An ICMP echo of S bytes of data: 8 bytes of ICMP header, 20 of IPv4, 14 of Ethernet.
+ICMP_FRAME_EXTRA = 8 + 20 + 14
+
+
+def json_lines(path: Path):
+    """The JSON objects with an "event" among a log's lines (kernel and QEMU messages,
+    which are not JSON, are skipped)."""
+    out = []
+    try:
+        text = Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and "event" in rec:
+            out.append(rec)
+    return out
+
+
+def load_run(run_dir: Path) -> dict:
+    path = Path(run_dir) / "run.json"
+    if not path.exists():
+        raise TansivError(f"{run_dir} holds no run (no run.json)")
+    return json.loads(path.read_text())
+
+
+def rtt_rows(run_dir: Path):
+    """One row per round trip measured in a run: src, dst, seq, size, rtt_ns, warmup."""
+    run = load_run(run_dir)
+    rows = []
+    for p in run["participants"]:
+        for rec in json_lines(p["log"]):
+            if rec["event"] == "rtt":
+                rtt_ns = rec.get("rtt_ns", rec.get("rtt_us", 0) * 1000)
+                rows.append({"src": p["name"], "dst": rec["peer"], "seq": rec["seq"],
+                             "size": rec["size"], "rtt_ns": rtt_ns,
+                             "warmup": bool(rec.get("warmup", False))})
+    return rows
+
+
+def ethernet_wire_bytes(frame: int) -> int:
+    from .coordinator import ethernet_wire_size
+    return ethernet_wire_size(frame)
+
+
+def model_rtt_ns(net, src_host: str, dst_host: str, request_bytes: int, reply_bytes: int) -> float:
+    """latency + size / bottleneck bandwidth, there and back (CM02 without TCP window)."""
+    lat_there, bw_there, _ = net.route(src_host, dst_host)
+    lat_back, bw_back, _ = net.route(dst_host, src_host)
+    return ((lat_there + request_bytes / bw_there) + (lat_back + reply_bytes / bw_back)) * 1e9
+
+
+def rtt_matrix(run_dir: Path):
+    """{(src, dst): (median measured ns, model ns, samples)} for a run of VMs pinging with
+    tping (ICMP echo: frame = data + 42 bytes, Ethernet framing on the wire)."""
+    from .platform import Network
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    hosts = {p["name"]: p["host"] for p in run["participants"]}
+    roles = {p["name"]: p.get("role") for p in run["participants"]}
+    net = Network(run_dir / "inputs" / Path(run["inputs"]["platform"]).name,
+                  cfg=[c for c in run["options"]["cfg"]])
+    groups = {}
+    for r in rtt_rows(run_dir):
+        if not r["warmup"]:
+            groups.setdefault((r["src"], r["dst"]), []).append(r)
+    out = {}
+    for (src, dst), rows in sorted(groups.items()):
+        size = rows[0]["size"]
+        if roles.get(src) == "vm":
+            wire = ethernet_wire_bytes(size + ICMP_FRAME_EXTRA)
+        else:
+            wire = size
+        model = model_rtt_ns(net, hosts[src], hosts[dst], wire, wire)
+        out[(src, dst)] = (statistics.median(r["rtt_ns"] for r in rows), model, len(rows))
+    return out
+
+
+def format_rtt_matrix(matrix) -> str:
+    """The seed's validation table: one row per source, measured median RTT in ms for each
+    destination, then the model and the excess."""
+    names = sorted({s for s, _ in matrix} | {d for _, d in matrix})
+    width = max(len(n) for n in names) + 1
+    lines = []
+    for title, pick in (("measured RTT, median (ms)", lambda v: f"{v[0] / 1e6:10.4f}"),
+                        ("model RTT (ms)", lambda v: f"{v[1] / 1e6:10.4f}"),
+                        ("excess, measured - model (us)", lambda v: f"{(v[0] - v[1]) / 1e3:10.1f}")):
+        lines.append(title)
+        lines.append(" " * (width + 2) + "".join(f"{n:>10}" for n in names))
+        for s in names:
+            cells = [pick(matrix[(s, d)]) if (s, d) in matrix else f"{'-':>10}" for d in names]
+            lines.append(f"{s:<{width}}: " + "".join(cells))
+        lines.append("")
+    return "\n".join(lines)
