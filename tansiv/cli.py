@@ -74,6 +74,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true",
                      help="do not echo the participants' output")
 
+    base = sub.add_parser("netem", help="the netem baseline: a deployment's VMs under plain "
+                          "TCG on a bridge shaped by tc netem from the platform's routes")
+    base.add_argument("platform", type=Path)
+    base.add_argument("deployment", type=Path)
+    base.add_argument("--out", type=Path, required=True, metavar="DIR")
+    base.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+                      help="wall time after which the VMs are stopped (default 600)")
+    base.add_argument("--cfg", action="append", default=[], metavar="OPTION:VALUE")
+    base.add_argument("--log-level", default="info",
+                      choices=["debug", "info", "warning", "error"])
+
     sub.add_parser("prepare", help="build QEMU with tantap and the guest image if needed "
                    "(cached); print where they are")
 
@@ -153,6 +164,39 @@ def cmd_report(args) -> int:
     else:
         print(metrics.format_rtt_matrix(matrix))
     return EXIT_OK
+
+
+def cmd_netem(args) -> int:
+    from . import netem, vm
+    from .participants import resolve_program
+    from .platform import Network
+    from .rundir import RunDir
+    ok, why = netem.available()
+    if not ok:
+        raise TansivError(f"the netem baseline cannot run on this machine: {why}")
+    net, d = _load(args)
+    for a in d.actors:
+        if resolve_program(a, d.path).name != "tansiv-vm":
+            raise InputError(f"the netem baseline runs VMs only: {a.program} is not tansiv-vm",
+                             d.path, a.line)
+    os.environ.update(vm.prepare())
+    started = datetime.datetime.now(datetime.timezone.utc)
+    rundir = RunDir(args.out)
+    rundir.copy_inputs(args.platform, args.deployment)
+    t0 = time.monotonic()
+    codes = netem.run(d, net, rundir, timeout_s=args.timeout)
+    status = "ok" if all(c == 0 for c in codes.values()) else "participant-failure"
+    rundir.finish({
+        "status": status, "mode": "netem", "error": None, "command": sys.argv,
+        "started": started.isoformat(), "total_wall_s": time.monotonic() - t0,
+        "versions": {"tansiv": __version__, "simgrid": Network.simgrid_version()},
+        "inputs": {"platform": str(args.platform), "deployment": str(args.deployment)},
+        "options": {"cfg": net.cfg, "timeout_s": args.timeout},
+        "participants": [{"name": a.address, "host": a.host, "role": "vm",
+                          "exit": codes[a.address], "log": str(rundir.participant_log(a.address))}
+                         for a in d.actors]})
+    print(f"tansiv netem: {status}; results in {rundir.path}", file=sys.stderr)
+    return EXIT_OK if status == "ok" else EXIT_PARTICIPANT
 
 
 def cmd_prepare(args) -> int:
@@ -265,7 +309,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return {"run": cmd_run, "check": cmd_check, "prepare": cmd_prepare,
-                "report": cmd_report}[args.command](args)
+                "report": cmd_report, "netem": cmd_netem}[args.command](args)
     except TansivError as e:
         print(f"tansiv: error: {e}", file=sys.stderr)
         return EXIT_ERROR

@@ -80,8 +80,10 @@ class Participant:
 
     def start(self, socket: str, env=None) -> None:
         """Starts `program SOCKET ARGS...`, with env added to the environment."""
+        self.start_argv([str(self.program), socket] + list(self.actor.args), env)
+
+    def start_argv(self, argv, env=None) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = [str(self.program), socket] + list(self.actor.args)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,

@@ -9,7 +9,8 @@ environment; it then replaces itself with QEMU, whose serial console is its stan
 (the run keeps it in participants/ADDRESS.log). Modes:
   tansiv  icount (virtual time runs only with the guest's instructions) and the tantap
           backend: the VM is a participant of the simulation;
-  none    icount, no network: the same guest alone, the reference for timing transparency;
+  none    icount, the same NIC on a hub port that leads nowhere: the same guest alone, the
+          reference for timing transparency;
   netem   plain TCG, no icount, a tap interface (the baseline of a Linux bridge and netem).
 """
 
@@ -121,6 +122,8 @@ def qemu_command(spec: VMSpec, qemu: Path, image: images.GuestImage) -> list:
     elif spec.mode == "netem":
         cmd += ["-netdev", f"tap,id=net0,ifname={spec.tap},script=no,downscript=no",
                 "-device", nic]
+    elif nic:
+        cmd += ["-netdev", "hubport,id=net0,hubid=0", "-device", nic]
     return cmd
 
 

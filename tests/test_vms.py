@@ -1,0 +1,238 @@
+"""Real VMs: QEMU with tantap, the default guest, the launcher, and what guests can observe."""
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, read_jsonl, tansiv
+from tansiv import metrics, netem, vm
+
+PLATFORM = """<?xml version='1.0'?>
+<!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">
+<platform version="4.1">
+  <zone id="z" routing="Full">
+    <host id="h1" speed="1Gf"/> <host id="h2" speed="1Gf"/>
+    <link id="l" bandwidth="125MBps" latency="{latency}"/>
+    <route src="h1" dst="h2"><link_ctn id="l"/></route>
+  </zone>
+</platform>
+"""
+BOOT_S = 5  # virtual seconds until a guest is ready, with margin (measured: 4.2)
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    """QEMU and the guest image (built by setup.sh; cached)."""
+    env = vm.prepare()
+    os.environ.update(env)
+    return env
+
+
+def two_vms(tmp_path: Path, latency: str, cmd1: str, cmd2: str = "sleep 1000"):
+    p = tmp_path / "platform.xml"
+    p.write_text(PLATFORM.format(latency=latency))
+    actors = "".join(
+        f'  <actor host="h{k}" function="vsg_vm"><argument value="10.0.0.{k}"/>'
+        f'<argument value="tansiv-vm"/><argument value="--cmd"/><argument value="{cmd}"/>'
+        f'</actor>\n' for k, cmd in ((1, cmd1), (2, cmd2)))
+    d = tmp_path / "deployment.xml"
+    d.write_text(f"<?xml version='1.0'?>\n<platform version=\"4.1\">\n{actors}</platform>\n")
+    return p, d
+
+
+def run_vms(platform, deployment, out, until_s, *extra):
+    r = tansiv("run", platform, deployment, "--out", out, "--quiet", "--until", until_s,
+               "--end-grace", "3", *extra, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return json.loads((out / "run.json").read_text())
+
+
+# ---- latency ----------------------------------------------------------------------------------
+
+PINGS = 10
+
+
+@pytest.fixture(scope="module")
+def ping_runs(prepared, tmp_path_factory):
+    """VM 10.0.0.1 pings 10.0.0.2 over one link of 1, 10 and 100 ms (the 1 ms run twice)."""
+    runs = {}
+    for name, latency_s in (("1ms", 0.001), ("1ms-again", 0.001), ("10ms", 0.01),
+                            ("100ms", 0.1)):
+        tmp = tmp_path_factory.mktemp(f"ping-{name}")
+        p, d = two_vms(tmp, f"{latency_s * 1e3:g}ms", f"tping -c {PINGS} -i 20 -w 1 10.0.0.2")
+        until = BOOT_S + (PINGS + 1) * (2 * latency_s + 0.02) + 1
+        run_vms(p, d, tmp / "run", f"{until:.3f}")
+        runs[name] = tmp / "run"
+    return runs
+
+
+def test_ping_rtt_is_the_model_plus_a_constant(ping_runs):
+    excess = {}
+    for name in ("1ms", "10ms", "100ms"):
+        matrix = metrics.rtt_matrix(ping_runs[name])
+        median, model, n = matrix[("10.0.0.1", "10.0.0.2")]
+        assert n == PINGS
+        excess[name] = median - model
+    print("RTT excess over the model (us):", {k: round(v / 1e3, 3) for k, v in excess.items()})
+    assert all(0 < e < 200_000 for e in excess.values()), excess
+    assert max(excess.values()) - min(excess.values()) <= 10_000, excess
+
+
+def test_every_frame_is_delivered_when_simgrid_completes_it(ping_runs):
+    for name in ("1ms", "10ms", "100ms"):
+        packets = read_jsonl(ping_runs[name] / "packets.jsonl")
+        assert len(packets) == 2 * (PINGS + 1)
+        assert all(p["deliver_ns"] == p["complete_ns"] for p in packets)
+
+
+def test_vm_runs_are_deterministic(ping_runs):
+    """No wall-clock input reaches a guest: the same run gives the same guest output."""
+    def rtts(run):
+        return [r["rtt_ns"] for r in metrics.rtt_rows(run)]
+    assert rtts(ping_runs["1ms"]) == rtts(ping_runs["1ms-again"])
+    assert len(rtts(ping_runs["1ms"])) == PINGS + 1
+
+
+def test_rtt_report(ping_runs):
+    r = tansiv("report", "rtt", ping_runs["10ms"])
+    assert r.returncode == 0, r.stderr
+    assert "measured RTT, median (ms)" in r.stdout and "10.0.0.1 :" in r.stdout
+    assert " 20.0020" in r.stdout  # the model: 2 x (10 ms + 122 B at 125 MB/s)
+
+
+# ---- timing transparency ----------------------------------------------------------------------
+
+PROBE = "tprobe --loop-ms 300 --windows 10 --sleeps 5"
+
+
+def probe_result(log):
+    found = [r for r in metrics.json_lines(log) if r["event"] == "probe"]
+    assert len(found) == 1, f"no probe result in {log}"
+    return found[0]
+
+
+def test_probe_under_tansiv_sees_no_more_than_the_uncoupled_guest(prepared, tmp_path):
+    p, d = two_vms(tmp_path, "1ms", PROBE)
+    info = run_vms(p, d, tmp_path / "run", "8")
+    coupled = probe_result(tmp_path / "run" / "participants" / "10.0.0.1.log")
+    held = next(x["held_s"] for x in info["participants"] if x["name"] == "10.0.0.1")
+    assert held >= 0.1, f"the coordinator held the VM only {held} s"
+
+    # The same guest alone: same command line, no coordinator, a NIC leading nowhere.
+    alone_log = tmp_path / "alone.log"
+    with open(alone_log, "w") as f:
+        r = subprocess.run([Path(sys.executable).parent / "tansiv-vm", "--mode", "none",
+                            "--address", "10.0.0.1", "--peers", "10.0.0.1,10.0.0.2",
+                            "--cmd", PROBE], stdout=f, stderr=subprocess.STDOUT, timeout=300)
+    assert r.returncode == 0, alone_log.read_text()
+    alone = probe_result(alone_log)
+    print(f"held {held:.3f} s; coupled {json.dumps(coupled)}; alone {json.dumps(alone)}")
+    for clock in ("monotonic", "realtime", "tsc"):
+        assert coupled[clock]["max_gap_ns"] <= 1.1 * alone[clock]["max_gap_ns"], clock
+        assert coupled[clock]["gaps_over_1ms"] == 0
+    for req, s in coupled["sleep"].items():
+        assert s["max_overshoot_ns"] <= 1.1 * alone["sleep"][req]["max_overshoot_ns"], req
+    assert coupled["tsc"]["rate_spread"] <= 1.1 * alone["tsc"]["rate_spread"] + 1e-9
+
+
+# ---- the coordinator going away ---------------------------------------------------------------
+
+def start_idle_vms(tmp_path):
+    p, d = two_vms(tmp_path, "1ms", "sleep 1000", "sleep 1000")
+    sock = tmp_path / "hub.sock"
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "tansiv.cli", "run", p, d, "--out", out,
+                             "--quiet", "--socket", sock], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    logs = [out / "participants" / f"10.0.0.{k}.log" for k in (1, 2)]
+    deadline = time.monotonic() + 180
+    while not all(l.exists() and '"ready"' in l.read_text() for l in logs):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the VMs did not boot"
+        time.sleep(0.5)
+    qemus = [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
+             and str(sock).encode() in _cmdline(pid) and b"qemu-system" in _cmdline(pid)]
+    assert len(qemus) == 2
+    return proc, out, logs, qemus
+
+
+def _cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def wait_gone(pids, seconds=20):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if not any(Path(f"/proc/{p}").exists() and b"qemu" in _cmdline(p) for p in pids):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_coordinator_killed_ends_the_vms(prepared, tmp_path):
+    proc, out, logs, qemus = start_idle_vms(tmp_path)
+    proc.kill()
+    proc.wait()
+    assert wait_gone(qemus), "QEMU outlived its coordinator"
+    for log in logs:
+        text = log.read_text()
+        assert "lost the coordinator" in text or "terminating on signal" in text, text[-500:]
+
+
+def test_sigterm_ends_the_run_and_reports_it(prepared, tmp_path):
+    proc, out, logs, qemus = start_idle_vms(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert wait_gone(qemus)
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "terminated" and info["simulated_s"] > BOOT_S - 1
+    for log in logs:
+        assert "the simulation ended: stopping the VM" in log.read_text()
+
+
+# ---- the QEMU build, the example, the baseline ------------------------------------------------
+
+def test_qemu_build_is_cached(prepared):
+    qemu = Path(prepared["TANSIV_QEMU_DIR"])
+    before = (qemu / "build.log").stat().st_mtime_ns
+    r = subprocess.run([REPO / "csrc" / "qemu" / "build-qemu.sh"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == str(qemu)
+    assert "building" not in r.stderr
+    assert (qemu / "build.log").stat().st_mtime_ns == before
+
+
+def test_qemus_example_prints_the_rtt_matrix(prepared, tmp_path):
+    ex = REPO / "examples" / "qemus"
+    r = tansiv("run", ex / "platform.xml", ex / "deployment.xml", "--out", tmp_path / "run",
+               "--quiet", timeout=600)
+    assert r.returncode == 0, r.stderr
+    matrix = metrics.rtt_matrix(tmp_path / "run")
+    assert len(matrix) == 12
+    for (src, dst), (median, model, n) in matrix.items():
+        assert n == 5 and 0 < median - model < 500_000, (src, dst, median, model)
+    r = tansiv("report", "rtt", tmp_path / "run")
+    assert r.stdout.count("10.0.0.4 :") == 3
+
+
+def test_netem_baseline(prepared, tmp_path):
+    ok, why = netem.available()
+    if not ok:
+        pytest.skip(f"netem baseline: {why}")
+    p, d = two_vms(tmp_path, "10ms", f"tping -c {PINGS} -i 20 -w 1 10.0.0.2", "sleep 30")
+    r = tansiv("netem", p, d, "--out", tmp_path / "run", "--timeout", "300", timeout=600)
+    assert r.returncode == 0, r.stderr
+    median, model, n = metrics.rtt_matrix(tmp_path / "run")[("10.0.0.1", "10.0.0.2")]
+    print(f"netem: median RTT {median / 1e6:.4f} ms, model {model / 1e6:.4f} ms")
+    assert n == PINGS and median > model
