@@ -32,8 +32,9 @@ PACKAGES=(build-essential cmake pkg-config python3-venv python3-dev python3-simg
           # QEMU's build (gcc-multilib: its option ROMs are 32-bit), its firmware
           ninja-build libglib2.0-dev libpixman-1-dev libslirp-dev libfdt-dev flex bison
           zlib1g-dev gcc-multilib patch xz-utils seabios
-          # guest images, and the network tools of the netem baseline
-          zstd iproute2)
+          # guest images (the full Debian one: debootstrap, qemu-img, cloud-init seed), SSH to
+          # it, and the network tools of the netem baseline
+          zstd debootstrap qemu-utils genisoimage e2fsprogs openssh-client iproute2)
 
 if [ -z "${TANSIV_SKIP_APT:-}" ]; then
   missing=()

@@ -3,6 +3,7 @@ deployment names as a participant's program (as TANSIV's boot.py).
 
     tansiv-vm [SOCKET] [--address IP] [--name NAME] [--cmd "COMMAND ARGS"] [--peers IP,...]
               [--mode tansiv|none|netem] [--tap IFNAME] [--memory MB] [--print]
+              [--image initramfs|debian] [--ssh-port PORT] [--ssh-key FILE.pub]
 
 tansiv run starts it as `tansiv-vm SOCKET ARGS...` with TANSIV_ADDRESS and TANSIV_PEERS in its
 environment; it then replaces itself with QEMU, whose serial console is its standard output
@@ -12,11 +13,19 @@ environment; it then replaces itself with QEMU, whose serial console is its stan
   none    icount, the same NIC on a hub port that leads nowhere: the same guest alone, the
           reference for timing transparency;
   netem   plain TCG, no icount, a tap interface (the baseline of a Linux bridge and netem).
+Images:
+  initramfs  tansiv's default guest: runs --cmd, prints JSON lines, powers off;
+  debian     a full Debian for interactive use: a copy-on-write overlay of the cached image,
+             a cloud-init seed (hostname, addresses, SSH key), and a management NIC on QEMU's
+             user network with SSH forwarded from 127.0.0.1:PORT. Its idle time follows real
+             time (icount sleep=on), so that the outside world can talk to it: it trades the
+             determinism of the default guest for interactivity.
 """
 
 import argparse
 import ipaddress
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -67,6 +76,10 @@ class VMSpec:
     socket: str = ""            # tansiv mode
     tap: str = ""               # netem mode
     memory_mb: int = 256
+    image: str = "initramfs"
+    ssh_port: int = 0           # debian image: host port forwarded to the guest's SSH
+    ssh_key: str = ""           # debian image: public key authorized for root
+    workdir: str = ""           # debian image: where the overlay and seed go
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -84,6 +97,8 @@ class VMSpec:
             raise TansivError("tansiv mode needs the coordinator's socket and an address")
         if self.mode == "netem" and not (self.tap and self.address):
             raise TansivError("netem mode needs --tap and an address")
+        if self.image not in ("initramfs", "debian"):
+            raise TansivError(f"unknown image '{self.image}' (expected initramfs or debian)")
 
 
 def kernel_cmdline(spec: VMSpec) -> str:
@@ -100,18 +115,26 @@ def kernel_cmdline(spec: VMSpec) -> str:
     return " ".join(parts)
 
 
-def qemu_command(spec: VMSpec, qemu: Path, image: images.GuestImage) -> list:
+def qemu_command(spec: VMSpec, qemu: Path, image) -> list:
+    """QEMU's command line; image is an images.GuestImage (initramfs) or, for the debian
+    image, an images.DebianImage (the overlay and seed are made in spec.workdir)."""
     spec.check()
     cmd = [str(qemu / "bin" / "qemu-system-x86_64"),
            "-M", "pc", "-m", str(spec.memory_mb), "-smp", "1",
            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
            "-L", str(qemu / "share" / "qemu"),
            "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
-           "-kernel", str(image.kernel), "-initrd", str(image.initrd),
-           "-append", kernel_cmdline(spec)]
+           "-kernel", str(image.kernel), "-initrd", str(image.initrd)]
+    icount = ICOUNT
+    if spec.image == "debian":
+        cmd += _debian_disks(spec, image)
+        cmd += ["-append", "root=/dev/vda rw console=ttyS0 ipv6.disable=1"]
+        icount = ICOUNT.replace("sleep=off", "sleep=on")
+    else:
+        cmd += ["-append", kernel_cmdline(spec)]
     if spec.mode in ("tansiv", "none"):
         # The RTC starts at a fixed date and follows virtual time: no wall-clock input.
-        cmd += ["-icount", ICOUNT, "-rtc", f"base={RTC_BASE},clock=vm"]
+        cmd += ["-icount", icount, "-rtc", f"base={RTC_BASE},clock=vm"]
     else:
         cmd += ["-rtc", f"base={RTC_BASE}"]
     # e1000 transmits in the vCPU's register write: frames leave at an exact virtual time.
@@ -127,6 +150,43 @@ def qemu_command(spec: VMSpec, qemu: Path, image: images.GuestImage) -> list:
     return cmd
 
 
+MGMT_MAC = "52:54:00:00:ff:01"
+
+
+def _debian_disks(spec: VMSpec, image) -> list:
+    work = Path(spec.workdir)
+    disk = images.overlay(image.base, work / "disk.qcow2")
+    networks = [(MGMT_MAC, None)]
+    if spec.address:
+        networks.append((mac_of(spec.address), f"{spec.address}/{spec.prefix}"))
+    key = Path(spec.ssh_key).read_text().strip()
+    seed = images.cloud_init_seed(work / "seed.iso", spec.name.replace(".", "-"), key, networks)
+    return ["-drive", f"file={disk},if=virtio,format=qcow2",
+            "-drive", f"file={seed},if=virtio,format=raw,readonly=on",
+            "-netdev", f"user,id=mgmt,hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22",
+            "-device", f"virtio-net-pci,netdev=mgmt,mac={MGMT_MAC},romfile="]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def default_ssh_key() -> Path:
+    """The user's public key, or one made for tansiv (in the cache) if they have none."""
+    for name in ("id_ed25519.pub", "id_ecdsa.pub", "id_rsa.pub"):
+        p = Path.home() / ".ssh" / name
+        if p.exists():
+            return p
+    key = images.cache_dir() / "ssh" / "id_ed25519"
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                       check=True)
+    return key.with_suffix(".pub")
+
+
 def _parser():
     ap = argparse.ArgumentParser(prog="tansiv-vm", description="Start a tansiv guest VM "
                                  "(replaces itself with QEMU).")
@@ -139,19 +199,41 @@ def _parser():
     ap.add_argument("--cmd", default="", help="command the guest runs, e.g. 'tping -c 10 IP'")
     ap.add_argument("--mode", choices=MODES, default="tansiv")
     ap.add_argument("--tap", default="", help="tap interface (netem mode)")
-    ap.add_argument("--memory", type=int, default=256, metavar="MB")
+    ap.add_argument("--memory", type=int, metavar="MB",
+                    help="guest memory (default 256, 1024 for the debian image)")
+    ap.add_argument("--image", choices=["initramfs", "debian"], default="initramfs")
+    ap.add_argument("--ssh-port", type=int, default=0,
+                    help="debian image: host port for SSH (default: a free one)")
+    ap.add_argument("--ssh-key", help="debian image: public key for root (default: yours, "
+                    "or one tansiv makes)")
+    ap.add_argument("--workdir", help="debian image: where the VM's overlay and seed go "
+                    "(default: TANSIV_RUN_DIR/vms/NAME, or a folder in the cache)")
     ap.add_argument("--print", action="store_true", help="print QEMU's command, run nothing")
     return ap
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    spec = VMSpec(name=args.name or args.address or "guest", address=args.address,
+    name = args.name or args.address or "guest"
+    spec = VMSpec(name=name, address=args.address,
                   peers=[p for p in args.peers.split(",") if p], cmd=args.cmd.split(),
-                  mode=args.mode, socket=args.socket, tap=args.tap, memory_mb=args.memory)
+                  mode=args.mode, socket=args.socket, tap=args.tap, image=args.image,
+                  memory_mb=args.memory or (1024 if args.image == "debian" else 256))
     try:
         spec.check()
-        cmd = qemu_command(spec, qemu_dir(), images.initramfs())
+        if spec.image == "debian":
+            image = images.debian()
+            spec.ssh_port = args.ssh_port or free_port()
+            spec.ssh_key = args.ssh_key or str(default_ssh_key())
+            run_dir = os.environ.get("TANSIV_RUN_DIR")
+            spec.workdir = args.workdir or str(
+                Path(run_dir) / "vms" / name if run_dir
+                else images.cache_dir() / "vms" / f"{name}-{os.getpid()}")
+            print(f"tansiv-vm: {name}: ssh -p {spec.ssh_port} -i "
+                  f"{spec.ssh_key.removesuffix('.pub')} root@127.0.0.1", flush=True)
+        else:
+            image = images.initramfs()
+        cmd = qemu_command(spec, qemu_dir(), image)
     except TansivError as e:
         print(f"tansiv-vm: error: {e}", file=sys.stderr)
         return 1

@@ -236,3 +236,35 @@ def test_netem_baseline(prepared, tmp_path):
     median, model, n = metrics.rtt_matrix(tmp_path / "run")[("10.0.0.1", "10.0.0.2")]
     print(f"netem: median RTT {median / 1e6:.4f} ms, model {model / 1e6:.4f} ms")
     assert n == PINGS and median > model
+
+
+# ---- the full Debian image --------------------------------------------------------------------
+
+def test_debian_image_is_reachable_over_ssh(prepared, tmp_path):
+    """debootstrap image (cached), overlay, cloud-init seed: SSH through the management
+    network answers, with the hostname and the simulated network's address cloud-init set."""
+    port = vm.free_port()
+    log = open(tmp_path / "console.log", "w")
+    qemu = subprocess.Popen([Path(sys.executable).parent / "tansiv-vm", "--image", "debian",
+                             "--mode", "none", "--address", "10.0.0.7", "--name", "deb7",
+                             "--ssh-port", str(port), "--workdir", tmp_path / "vm"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    key = str(vm.default_ssh_key()).removesuffix(".pub")
+    ssh = ["ssh", "-q", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
+           "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-p", str(port), "-i", key,
+           "root@127.0.0.1", "hostname; ip -4 -o addr show; cloud-init status"]
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            assert qemu.poll() is None, (tmp_path / "console.log").read_text()[-2000:]
+            r = subprocess.run(ssh, capture_output=True, text=True, timeout=60)
+            if r.returncode == 0 and "status: done" in r.stdout:
+                break
+            assert time.monotonic() < deadline, "no SSH after 600 s"
+            time.sleep(5)
+        assert r.stdout.splitlines()[0] == "deb7"
+        assert "inet 10.0.0.7/24" in r.stdout and "inet 10.0.2.15/24" in r.stdout
+    finally:
+        qemu.kill()
+        qemu.wait()
+    assert (tmp_path / "vm" / "disk.qcow2").exists()
