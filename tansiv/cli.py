@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
                           "they are terminated (default 5)")
     run.add_argument("--quiet", action="store_true",
                      help="do not echo the participants' output")
+    run.add_argument("--report", choices=["rtt"],
+                     help="at the end, print what the run measured (as tansiv report)")
 
     base = sub.add_parser("netem", help="the netem baseline: a deployment's VMs under plain "
                           "TCG on a bridge shaped by tc netem from the platform's routes")
@@ -152,9 +154,9 @@ def cmd_check(args) -> int:
     return EXIT_OK
 
 
-def cmd_report(args) -> int:
+def cmd_report(args, net=None) -> int:
     from . import metrics
-    matrix = metrics.rtt_matrix(args.run_dir)
+    matrix = metrics.rtt_matrix(args.run_dir, net)
     if not matrix:
         raise TansivError(f"{args.run_dir}: no round-trip times in the participants' output")
     if args.json:
@@ -288,6 +290,9 @@ def cmd_run(args) -> int:
         if p.state in ("crashed", "failed"):
             print(f"tansiv: participant {p.name} {p.state}: {p.detail} (see {p.log_path})",
                   file=sys.stderr)
+    if args.report:
+        args.what, args.run_dir, args.json = args.report, rundir.path, False
+        cmd_report(args, net)
     return {"ok": EXIT_OK, "participant-failure": EXIT_PARTICIPANT,
             "interrupted": EXIT_INTERRUPTED, "terminated": EXIT_TERMINATED}.get(status, EXIT_ERROR)
 

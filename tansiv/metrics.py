@@ -65,16 +65,19 @@ def model_rtt_ns(net, src_host: str, dst_host: str, request_bytes: int, reply_by
     return ((lat_there + request_bytes / bw_there) + (lat_back + reply_bytes / bw_back)) * 1e9
 
 
-def rtt_matrix(run_dir: Path):
+def rtt_matrix(run_dir: Path, net=None):
     """{(src, dst): (median measured ns, model ns, samples)} for a run of VMs pinging with
-    tping (ICMP echo: frame = data + 42 bytes, Ethernet framing on the wire)."""
+    tping (ICMP echo: frame = data + 42 bytes, Ethernet framing on the wire) or of pingpong
+    processes. net: the run's Network if this process has it already (SimGrid's engine is
+    one per process), else it is loaded from the run's inputs."""
     from .platform import Network
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     hosts = {p["name"]: p["host"] for p in run["participants"]}
     roles = {p["name"]: p.get("role") for p in run["participants"]}
-    net = Network(run_dir / "inputs" / Path(run["inputs"]["platform"]).name,
-                  cfg=[c for c in run["options"]["cfg"]])
+    if net is None:
+        net = Network(run_dir / "inputs" / Path(run["inputs"]["platform"]).name,
+                      cfg=run["options"]["cfg"][len(Network.default_cfg()):])
     groups = {}
     for r in rtt_rows(run_dir):
         if not r["warmup"]:
