@@ -6,6 +6,7 @@
 #   ./setup.sh            everything
 #   TANSIV_SKIP_APT=1     do not touch Debian packages (they must be there)
 #   TANSIV_SKIP_VM=1      do not build QEMU and the guest image (process mode only)
+#   TANSIV_SKIP_APPTAINER=1  do not install Apptainer
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -34,7 +35,9 @@ PACKAGES=(build-essential cmake pkg-config python3-venv python3-dev python3-simg
           zlib1g-dev gcc-multilib patch xz-utils seabios
           # guest images (the full Debian one: debootstrap, qemu-img, cloud-init seed), SSH to
           # it, and the network tools of the netem baseline
-          zstd debootstrap qemu-utils genisoimage e2fsprogs openssh-client iproute2)
+          zstd debootstrap qemu-utils genisoimage e2fsprogs openssh-client iproute2
+          # the SLURM profile's single-node test cluster
+          slurm-wlm munge)
 
 if [ -z "${TANSIV_SKIP_APT:-}" ]; then
   missing=()
@@ -70,6 +73,16 @@ say "building the C core"
 cmake -S csrc -B build -DCMAKE_INSTALL_PREFIX="$VENV" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)" >/dev/null
 cmake --install build >/dev/null
+
+if [ -z "${TANSIV_SKIP_APPTAINER:-}" ] && [ -z "${TANSIV_SKIP_APT:-}" ]; then
+  # Optional: the pipeline runs natively without it.
+  if $SUDO images/install-apptainer.sh 2> .apptainer-install.log; then
+    say "Apptainer: $(apptainer --version)"
+  else
+    say "Apptainer: not available on this machine ($(tail -n1 .apptainer-install.log)); the"
+    say "  pipeline runs natively, and its Apptainer test is skipped"
+  fi
+fi
 
 if [ -z "${TANSIV_SKIP_VM:-}" ]; then
   say "QEMU with tantap and the guest image (built once, then cached)"

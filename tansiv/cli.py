@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="the run's folder (default: ./tansiv-run-DATE-TIME)")
     run.add_argument("--until", type=seconds, metavar="SECONDS",
                      help="end the simulation at this simulated time")
+    run.add_argument("--main", action="append", default=[], metavar="ADDRESS",
+                     help="end the simulation when this participant ends (repeatable); "
+                          "the others get END")
     run.add_argument("--overhead", type=int, metavar="BYTES",
                      help="bytes added to every packet's size in the simulation (default: 0 "
                           "for processes; for VMs, Ethernet framing: frames padded to 60 "
@@ -218,10 +221,11 @@ def cmd_run(args) -> int:
     started = datetime.datetime.now(datetime.timezone.utc)
     net, d = _load(args)
     programs = [resolve_program(a, d.path) for a in d.actors]
-    if any(p.name == "tansiv-vm" for p in programs):
-        from . import vm
-        log.info("VMs in the deployment: QEMU and the guest image (built once, then cached)")
-        os.environ.update(vm.prepare())
+    unknown = set(args.main) - {a.address for a in d.actors}
+    if unknown:
+        raise InputError(f"--main {', '.join(sorted(unknown))}: no such participant",
+                         args.deployment)
+    has_vms = any(p.name == "tansiv-vm" for p in programs)
     out = args.out or Path(f"tansiv-run-{started.astimezone():%Y%m%d-%H%M%S}")
     rundir = RunDir(out)
     rundir.attach_log()
@@ -237,13 +241,18 @@ def cmd_run(args) -> int:
     opts = Options(force_lookahead_ns=round(args.force * 1e9) if args.force is not None else None,
                    until_ns=round(args.until * 1e9) if args.until is not None else None,
                    overhead=args.overhead, connect_timeout_s=args.connect_timeout,
-                   end_grace_s=args.end_grace,
+                   end_grace_s=args.end_grace, main=tuple(args.main),
                    echo=not args.quiet)
     status, error = "error", None
     hub = coord = None
     summary = {}
     t0 = time.monotonic()
     try:
+        if has_vms:
+            from . import vm
+            log.info("VMs in the deployment: QEMU and the guest image (built once, then "
+                     "cached)")
+            os.environ.update(vm.prepare())
         hub = Hub(socket)
         coord = Coordinator(net, participants, hub, rundir, opts)
         coord.start()

@@ -49,6 +49,8 @@ class Options:
     connect_timeout_s: float = 60.0
     end_grace_s: float = 10.0     # for programs to exit after the simulation ended
     echo: bool = True
+    main: tuple = ()              # addresses whose end ends the simulation (servers of a
+                                  # client-server experiment need not end by themselves)
 
 
 @dataclass
@@ -187,6 +189,9 @@ class Coordinator:
             if until is not None and T >= until:
                 log.info("reached --until (%d ns): ending the simulation", until)
                 break
+            if self._main_done():
+                log.info("the main participants ended: ending the simulation")
+                break
 
             # Events that fall on T (up to rounding to ns) are SimGrid's to process now.
             t0 = perf()
@@ -226,6 +231,10 @@ class Coordinator:
             self.timing.simgrid += perf() - t3
             if perf() - self._last_echo > ECHO_PERIOD_S * 1e9:
                 self._housekeeping()
+
+    def _main_done(self) -> bool:
+        return bool(self.opt.main) and all(
+            p.state != "running" for p in self.participants if p.name in self.opt.main)
 
     def _inject(self, count, packets) -> None:
         net, client_of_addr = self.net, self.client_of_addr

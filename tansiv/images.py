@@ -23,6 +23,8 @@ from . import paths
 from .errors import TansivError
 
 GUEST_TOOLS = ("tping", "tprobe")
+# Debian programs put in the default guest with the libraries they load.
+GUEST_DEBIAN_PROGRAMS = {"iperf3": ["iperf3", "libiperf0", "libsctp1"]}
 
 
 def cache_dir() -> Path:
@@ -164,10 +166,12 @@ def initramfs(rebuild: bool = False) -> GuestImage:
     kpkg = kernel_package()
     kver = package_version(kpkg)
     bver = package_version("busybox-static")
+    extra = {pkg: package_version(pkg)
+             for pkgs in GUEST_DEBIAN_PROGRAMS.values() for pkg in pkgs}
     init = paths.source_dir() / "images" / "initramfs" / "init"
     tools = [paths.native(paths.libexecdir() / "guest" / t) for t in GUEST_TOOLS]
     h = hashlib.sha256()
-    for part in (kpkg, kver, bver):
+    for part in (kpkg, kver, bver, *sorted(f"{k}={v}" for k, v in extra.items())):
         h.update(part.encode() + b"\0")
     for f in [init, Path(__file__), *tools]:
         h.update(f.read_bytes())
@@ -178,11 +182,34 @@ def initramfs(rebuild: bool = False) -> GuestImage:
     with locked(cache_dir() / "images" / ".lock"):
         if (out / ".complete").exists() and not rebuild:
             return image
-        _build_initramfs(out, kpkg, kver, bver, init, tools)
+        _build_initramfs(out, kpkg, kver, bver, init, tools, extra)
     return image
 
 
-def _build_initramfs(out: Path, kpkg, kver, bver, init: Path, tools) -> None:
+def _dynamic_program(root: Path, program: str):
+    """(path, data) of a dynamically linked program extracted under root and of every shared
+    library it loads (from root first, then from this system, which is the same Debian
+    release as the guest)."""
+    exe = next(p for p in (root / "usr/bin" / program, root / "bin" / program) if p.exists())
+    libdirs = [str(d) for d in root.rglob("*") if d.is_dir() and d.name.endswith("-linux-gnu")]
+    r = subprocess.run(["ldd", str(exe)], capture_output=True, text=True,
+                       env=dict(os.environ, LD_LIBRARY_PATH=":".join(libdirs)))
+    files = [(f"usr/bin/{program}", exe.read_bytes())]
+    for line in r.stdout.splitlines():
+        if "not found" in line:
+            raise TansivError(f"{program} for the guest: library missing: {line.strip()}")
+        m = re.search(r"(/\S+) \(0x", line)
+        if not m:
+            continue
+        path = Path(m.group(1))
+        guest_path = str(path).lstrip("/")
+        if str(path).startswith(str(root)):
+            guest_path = str(path.relative_to(root))
+        files.append((guest_path, path.resolve().read_bytes()))
+    return files
+
+
+def _build_initramfs(out: Path, kpkg, kver, bver, init: Path, tools, extra) -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="tansiv-image-") as tmp:
@@ -204,6 +231,24 @@ def _build_initramfs(out: Path, kpkg, kver, bver, init: Path, tools) -> None:
             ("lib/modules/e1000.ko", 0o644, _module(root, "e1000")),
         ]
         entries += [(f"bin/{t.name}", 0o755, t.read_bytes()) for t in tools]
+        progs = Path(tmp) / "p"
+        for pkg, version in extra.items():
+            extract(download(pkg, version), progs)
+        seen = {name for name, _, _ in entries}
+        for program in GUEST_DEBIAN_PROGRAMS:
+            for guest_path, data in _dynamic_program(progs, program):
+                if guest_path not in seen:
+                    seen.add(guest_path)
+                    entries.append((guest_path, 0o755, data))
+        # Their directories, and the dynamic loader at the path the programs ask for.
+        dirs = {str(Path(p).parent) for p, _, d in entries if d is not None}
+        for d in sorted(dirs):
+            parts = Path(d).parts
+            for k in range(1, len(parts) + 1):
+                sub = str(Path(*parts[:k]))
+                if sub not in seen:
+                    seen.add(sub)
+                    entries.append((sub, 0o755, None))
         (out / "initramfs.cpio.gz").write_bytes(
             gzip.compress(cpio_newc(entries), compresslevel=6, mtime=0))
     (out / ".complete").write_text(f"{kpkg} {kver}\nbusybox-static {bver}\n")

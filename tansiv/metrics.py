@@ -2,6 +2,7 @@
 and the model they are compared with."""
 
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -110,3 +111,20 @@ def format_rtt_matrix(matrix) -> str:
             lines.append(f"{s:<{width}}: " + "".join(cells))
         lines.append("")
     return "\n".join(lines)
+
+
+_IPERF3_RATE = re.compile(r"([0-9.]+)\s+([KMG]?)bits/sec\s.*\breceiver\s*$")
+_UNIT = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9}
+
+
+def iperf3_goodput_bps(log: Path):
+    """The receiver's goodput (bit/s) of the iperf3 client run a log holds, None if none."""
+    try:
+        text = Path(log).read_text(errors="replace")
+    except FileNotFoundError:
+        return None
+    for line in text.splitlines():
+        m = _IPERF3_RATE.search(line)
+        if m:
+            return float(m.group(1)) * _UNIT[m.group(2)]
+    return None

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import paths
 from .errors import TansivError
 
 
@@ -38,8 +39,8 @@ def available():
         r = subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "v0", "root",
                             "netem", "delay", "1ms"], capture_output=True, text=True)
         if r.returncode != 0:
-            return False, (f"tc netem does not work here ({r.stderr.strip()}): the kernel "
-                           "lacks sch_netem (CONFIG_NET_SCH_NETEM)")
+            return False, (f"the kernel lacks sch_netem (CONFIG_NET_SCH_NETEM): tc says "
+                           f"'{r.stderr.strip()}'")
         return True, ""
     finally:
         _ip("netns", "del", ns, check=False)
@@ -104,7 +105,7 @@ class NetemNetwork:
 
     def vm_command(self, k: int, vm_args) -> list:
         """tansiv-vm in netem mode on tap k, inside the namespace."""
-        launcher = str(Path(sys.executable).parent / "tansiv-vm")
+        launcher = str(paths.prefix() / "bin" / "tansiv-vm")
         address = self.vms[k][0]
         peers = ",".join(a for a, _ in self.vms)
         return ["ip", "netns", "exec", self.ns, launcher, *vm_args, "--mode", "netem",

@@ -37,7 +37,7 @@ def resolve_program(actor: Actor, deployment_path: Path) -> Path:
     else:
         # tansiv's own programs: the examples, and tansiv-vm next to the interpreter.
         candidates += [deployment_path.parent / p, paths.libexecdir() / p,
-                       Path(sys.executable).parent / p]
+                       paths.prefix() / "bin" / p]
         found = shutil.which(name)
         if found:
             candidates.append(Path(found))

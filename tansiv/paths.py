@@ -12,6 +12,12 @@ def prefix() -> Path:
     return Path(os.environ.get("TANSIV_PREFIX", sys.prefix))
 
 
+def python() -> Path:
+    """The interpreter of the environment tansiv is installed in (which may not be the one
+    running, for a Snakemake job in a container)."""
+    return prefix() / "bin" / "python"
+
+
 def libdir() -> Path:
     return prefix() / "lib"
 

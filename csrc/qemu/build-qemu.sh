@@ -109,17 +109,19 @@ TREE=$CACHE/qemu/tree-$(tree_key)
 rm -rf "$OUT"
 mkdir -p "$OUT"
 BUILD_LOG=$OUT/build.log
+if [ ! -f "$TREE/.configured" ]; then
+  log "building QEMU $QEMU_VERSION with tantap in $TREE (log: $BUILD_LOG; 5 to 10 minutes on 2 cores)"
+else
+  log "rebuilding tantap in $TREE (log: $BUILD_LOG)"
+fi
 {
   if [ ! -f "$TREE/.configured" ]; then
-    log "building QEMU $QEMU_VERSION with tantap in $TREE (log: $BUILD_LOG; about 10 minutes on 2 cores)"
     rm -rf "$CACHE"/qemu/tree-*  # an older tree is of no use any more
     mkdir -p "$TREE"
     tar -C "$TREE" -xf "$TARBALL"
     mv "$TREE"/qemu-* "$TREE/src"
     patch -d "$TREE/src" -p1 < "$HERE/tantap.patch"
     mkdir -p "$TREE/src/net/tantap"
-  else
-    log "rebuilding tantap in $TREE (log: $BUILD_LOG)"
   fi
   # Our files, copied only when they changed so that the build recompiles just those.
   install_if_changed() { cmp -s "$1" "$2" || cp "$1" "$2"; }

@@ -1,0 +1,88 @@
+"""Generated SimGrid platforms, parameterized by the route latency between two participants
+and a bandwidth, so that sweeps can vary them.
+
+    star      N hosts, each on its own link (latency / 2, bandwidth) to a central switch:
+              every route: two links, `latency`, bottleneck `bandwidth`.
+    cluster   SimGrid's cluster: private links (latency / 4, bandwidth) and a shared
+              backbone (latency / 2, bandwidth): every route crosses the backbone, which
+              all flows share.
+    dumbbell  N/2 hosts on each side: access links (latency / 4, 10 x bandwidth) to the
+              side's router, one bottleneck link (latency / 2, bandwidth) between the routers.
+              A route across: `latency`, bottleneck `bandwidth`; within a side: latency / 2.
+Hosts are named h1..hN; participant k (0-based) sits on h(k+1). Pairs (h1, h2), (h3, h4)...
+are across the bottleneck in the dumbbell (h1..h(N/2) on the left: the pairs are (h1, hN/2+1)
+and so on: see pairs())."""
+
+from .errors import InputError
+
+KINDS = ("star", "cluster", "dumbbell")
+HEADER = """<?xml version='1.0'?>
+<!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">
+<platform version="4.1">
+"""
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:.6g}us"
+
+
+def _bps(bytes_per_s: float) -> str:
+    return f"{bytes_per_s:.10g}Bps"
+
+
+def hosts(n: int):
+    return [f"h{k}" for k in range(1, n + 1)]
+
+
+def pairs(kind: str, n: int):
+    """(client, server) host pairs whose routes have the full latency: 0-1, 2-3... and for the
+    dumbbell, left i with right i."""
+    if kind == "dumbbell":
+        half = n // 2
+        return [(f"h{k}", f"h{k + half}") for k in range(1, half + 1)]
+    return [(f"h{k}", f"h{k + 1}") for k in range(1, n, 2)]
+
+
+def platform(kind: str, n: int, latency: float, bandwidth: float) -> str:
+    if n < 1:
+        raise InputError(f"a {kind} needs at least one host")
+    if kind == "star":
+        return HEADER + (
+            f'  <cluster id="star" prefix="h" suffix="" radical="1-{n}" speed="1Gf" '
+            f'lat="{_us(latency / 2)}" bw="{_bps(bandwidth)}" bb_lat="0us" '
+            f'bb_bw="{_bps(bandwidth * max(n, 1) * 10)}" bb_sharing_policy="FATPIPE"/>\n'
+            "</platform>\n")
+    if kind == "cluster":
+        return HEADER + (
+            f'  <cluster id="cluster" prefix="h" suffix="" radical="1-{n}" speed="1Gf" '
+            f'lat="{_us(latency / 4)}" bw="{_bps(bandwidth)}" bb_lat="{_us(latency / 2)}" '
+            f'bb_bw="{_bps(bandwidth)}"/>\n'
+            "</platform>\n")
+    if kind == "dumbbell":
+        if n < 2 or n % 2:
+            raise InputError(f"a dumbbell needs an even number of hosts, not {n}")
+        half = n // 2
+        lines = ['  <zone id="dumbbell" routing="Full">']
+        for h in hosts(n):
+            lines.append(f'    <host id="{h}" speed="1Gf"/>')
+        lines += ['    <router id="left"/>', '    <router id="right"/>']
+        for h in hosts(n):
+            lines.append(f'    <link id="{h}-access" bandwidth="{_bps(bandwidth * 10)}" '
+                         f'latency="{_us(latency / 4)}"/>')
+        lines.append(f'    <link id="bottleneck" bandwidth="{_bps(bandwidth)}" '
+                     f'latency="{_us(latency / 2)}"/>')
+        side = {h: ("left" if k < half else "right") for k, h in enumerate(hosts(n))}
+        for h in hosts(n):
+            lines.append(f'    <route src="{h}" dst="{side[h]}"><link_ctn id="{h}-access"/>'
+                         '</route>')
+        lines.append('    <route src="left" dst="right"><link_ctn id="bottleneck"/></route>')
+        hs = hosts(n)
+        for i, a in enumerate(hs):
+            for b in hs[i + 1:]:
+                via = ['<link_ctn id="bottleneck"/>'] if side[a] != side[b] else []
+                links = [f'<link_ctn id="{a}-access"/>', *via, f'<link_ctn id="{b}-access"/>']
+                lines.append(f'    <route src="{a}" dst="{b}">{"".join(links)}</route>')
+        lines.append("  </zone>")
+        return HEADER + "\n".join(lines) + "\n</platform>\n"
+    raise InputError(f"unknown topology '{kind}' (expected {', '.join(KINDS)} or a platform "
+                     "file)")

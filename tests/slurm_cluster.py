@@ -1,0 +1,102 @@
+"""A single-node SLURM cluster on loopback (Debian's slurm-wlm and munge, no systemd, no
+accounting), for the SLURM profile's test. Needs root; writes /etc/slurm/slurm.conf (the
+SLURM executor's job steps read that path), keeping and restoring a previous one."""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+CONF = Path("/etc/slurm/slurm.conf")
+STATE = Path("/var/lib/tansiv-slurm")
+
+
+def why_not() -> str:
+    """Empty if a cluster can be started here, else the reason."""
+    if os.geteuid() != 0:
+        return "needs root"
+    missing = [t for t in ("munged", "slurmctld", "slurmd", "sbatch", "squeue")
+               if not shutil.which(t) and not Path(f"/usr/sbin/{t}").exists()]
+    if missing:
+        return f"SLURM or munge missing ({', '.join(missing)}): apt-get install slurm-wlm munge"
+    return ""
+
+
+def _memory_mb() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) // 1024 - 512
+    return 2048
+
+
+class Cluster:
+    def __init__(self):
+        self.node = socket.gethostname().split(".")[0]
+        self.saved = None
+        self.procs = []
+
+    def config(self) -> str:
+        return f"""ClusterName=tansiv-test
+SlurmctldHost={self.node}(127.0.0.1)
+SlurmUser=root
+AuthType=auth/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU_Memory
+SchedulerType=sched/backfill
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MpiDefault=none
+ReturnToService=2
+MinJobAge=3600
+SlurmctldPidFile={STATE}/slurmctld.pid
+SlurmdPidFile={STATE}/slurmd.pid
+StateSaveLocation={STATE}/ctld
+SlurmdSpoolDir={STATE}/d
+SlurmctldLogFile={STATE}/slurmctld.log
+SlurmdLogFile={STATE}/slurmd.log
+NodeName={self.node} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} RealMemory={_memory_mb()} State=UNKNOWN
+PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+"""
+
+    def start(self, timeout_s=60):
+        shutil.rmtree(STATE, ignore_errors=True)
+        (STATE / "ctld").mkdir(parents=True)
+        (STATE / "d").mkdir()
+        if CONF.exists():
+            self.saved = CONF.read_text()
+        CONF.parent.mkdir(parents=True, exist_ok=True)
+        CONF.write_text(self.config())
+        Path("/run/munge").mkdir(exist_ok=True)
+        shutil.chown("/run/munge", "munge", "munge")
+        if subprocess.run(["pgrep", "-x", "munged"], capture_output=True).returncode != 0:
+            subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], check=True)
+        for daemon in ("slurmctld", "slurmd"):
+            self.procs.append(subprocess.Popen([f"/usr/sbin/{daemon}", "-D", "-f", str(CONF)],
+                                               stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL))
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+            if r.returncode == 0 and r.stdout.strip() in ("idle", "mixed", "allocated"):
+                return self
+            time.sleep(1)
+        self.stop()
+        raise RuntimeError(f"SLURM did not come up: see {STATE}/slurmctld.log, slurmd.log")
+
+    def stop(self):
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.procs = []
+        if self.saved is not None:
+            CONF.write_text(self.saved)
+        elif CONF.exists():
+            CONF.unlink()

@@ -1,0 +1,58 @@
+# What the experiments run on. The C core installs into the virtual environment the pipeline
+# runs in; QEMU and the guest image live in ~/.cache/tansiv (built once per set of inputs).
+import sys
+
+PREFIX = sys.prefix
+CORE_SOURCES = sorted(
+    str(p) for p in Path("csrc").rglob("*") if p.is_file() and "qemu" not in p.parts
+) + ["examples/CMakeLists.txt", "examples/pingpong/pingpong.c", "examples/send/send.c"]
+# The modules that shape what an experiment does or measures (not sweep.py: a change of the
+# sweep changes experiments' parameters, which reruns them by itself).
+PACKAGE_SOURCES = sorted(str(p) for p in Path("tansiv").glob("*.py") if p.name != "sweep.py")
+
+
+rule core:
+    """The C core (client library, hub, next-event shim, programs), into the venv."""
+    input:
+        CORE_SOURCES,
+        PACKAGE_SOURCES,
+    output:
+        R + "/build/core.stamp",
+    log:
+        R + "/logs/build/core.log",
+    shell:
+        "(cmake -S csrc -B build -DCMAKE_INSTALL_PREFIX={PREFIX} "
+        "&& cmake --build build -j{threads} && cmake --install build) > {log} 2>&1 "
+        "&& date -u +%FT%TZ > {output}"
+
+
+rule qemu:
+    """qemu-system-x86_64 with tantap (csrc/qemu/build-qemu.sh; cached)."""
+    input:
+        "csrc/qemu/build-qemu.sh",
+        "csrc/qemu/qemu.env",
+        "csrc/qemu/tantap.patch",
+        "csrc/qemu/tantap.c",
+        "csrc/qemu/backend_qemu.c",
+        [s for s in CORE_SOURCES if s.startswith(("csrc/client/", "csrc/common/"))],
+    output:
+        R + "/build/qemu.txt",
+    log:
+        R + "/logs/build/qemu.log",
+    shell:
+        "csrc/qemu/build-qemu.sh > {output} 2> {log}"
+
+
+rule guest_image:
+    """The default guest (Debian kernel + initramfs; cached)."""
+    input:
+        R + "/build/core.stamp",
+        "images/initramfs/init",
+        "tansiv/images.py",
+    output:
+        R + "/build/image.txt",
+    log:
+        R + "/logs/build/image.log",
+    shell:
+        "{PREFIX}/bin/python -c 'from tansiv import images; print(images.initramfs().path)'"
+        " > {output} 2> {log}"

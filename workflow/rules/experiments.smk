@@ -1,0 +1,29 @@
+# One experiment = one job = one folder, results/runs/<id>/ (tansiv/experiment.py).
+
+
+def experiment_inputs(wildcards):
+    inputs = {"core": R + "/build/core.stamp"}
+    if vm_experiment(wildcards.id):
+        inputs |= {"qemu": R + "/build/qemu.txt", "image": R + "/build/image.txt"}
+    return inputs
+
+
+def experiment_threads(wildcards):
+    e = EXPERIMENTS[wildcards.id]
+    return min(max(e["n"], 1), workflow.cores) if vm_experiment(wildcards.id) else 1
+
+
+rule experiment:
+    input:
+        unpack(experiment_inputs),
+    output:
+        metrics=R + "/runs/{id}/metrics.csv",
+        status=R + "/runs/{id}/status.json",
+    params:
+        spec=lambda wildcards: EXPERIMENTS[wildcards.id],
+    threads: experiment_threads
+    resources:
+        mem_mb=lambda wildcards: 1024 + 512 * EXPERIMENTS[wildcards.id]["n"],
+        runtime=lambda wildcards: int(EXPERIMENTS[wildcards.id]["timeout_s"] // 60) + 5,
+    script:
+        "../scripts/run_experiment.py"
