@@ -126,9 +126,9 @@ def plan(exp: dict) -> Plan:
 
 # ---- running ---------------------------------------------------------------------------------
 
-def _tansiv(args, log, timeout_s):
+def _tansiv(args, log, timeout_s, log_path):
     """tansiv's command; after timeout_s of wall time it gets SIGTERM (which ends the run
-    cleanly, its folder complete), then SIGKILL 30 s later."""
+    cleanly, its folder complete), then SIGKILL 30 s later. Raises on failure."""
     proc = subprocess.Popen([str(paths.python()), "-m", "tansiv.cli", *map(str, args)],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -141,7 +141,8 @@ def _tansiv(args, log, timeout_s):
             proc.kill()
             proc.wait()
         raise TansivError(f"timed out after {timeout_s:g} s of wall time (timeout_s)")
-    return proc
+    if proc.returncode != 0:
+        raise TansivError(f"tansiv {args[0]} exited with {proc.returncode}: see {log_path}")
 
 
 def run(exp: dict, out: Path) -> dict:
@@ -180,48 +181,37 @@ def _run(exp, out, status):
     dep = out / "deployment.xml"
     dep.write_text(p.deployment())
     log_path = out / "experiment.log"
+    run_dir = out / "run"
     with open(log_path, "w") as log:
-        if mode in ("tansiv", "process"):
-            until = BOOT_S + p.wait_s + 30 if mode == "tansiv" else p.wait_s + 60
-            args = ["run", plat, dep, "--out", out / "run", "--quiet", "--end-grace", "3",
-                    "--until", f"{until:.3f}", *p.run_args]
-            for m in p.main:
-                args += ["--main", m]
-            run_dir = out / "run"
-            try:
-                r = _tansiv(args, log, exp["timeout_s"])
-            except TansivError as e:
-                status["why"] = str(e)
-                return _metrics(exp, run_dir, safe=True), status
-            if r.returncode != 0:
-                status["why"] = f"tansiv run exited with {r.returncode}: see {log_path}"
-                return _metrics(exp, run_dir, safe=True), status
-        elif mode == "netem":
-            from . import netem
-            ok, why = netem.available()
-            if not ok:
-                status.update(status="skipped", why=f"netem unavailable: {why}")
-                return [], status
-            run_dir = out / "run"
-            try:
-                r = _tansiv(["netem", plat, dep, "--out", run_dir, "--timeout",
-                             exp["timeout_s"]], log, exp["timeout_s"] + 60)
-            except TansivError as e:
-                status["why"] = str(e)
-                return _metrics(exp, run_dir, safe=True), status
-            if r.returncode != 0:
-                status["why"] = f"tansiv netem exited with {r.returncode}: see {log_path}"
-                return _metrics(exp, run_dir, safe=True), status
-        elif mode == "none":
-            run_dir = _run_alone(exp, p, out, log)
-        else:
-            raise TansivError(f"unknown mode {mode}")
+        try:
+            if mode in ("tansiv", "process"):
+                until = BOOT_S + p.wait_s + 30 if mode == "tansiv" else p.wait_s + 60
+                args = ["run", plat, dep, "--out", run_dir, "--quiet", "--end-grace", "3",
+                        "--until", f"{until:.3f}", *p.run_args]
+                for m in p.main:
+                    args += ["--main", m]
+                _tansiv(args, log, exp["timeout_s"], log_path)
+            elif mode == "netem":
+                from . import netem
+                ok, why = netem.available()
+                if not ok:
+                    status.update(status="skipped", why=f"netem unavailable: {why}")
+                    return [], status
+                _tansiv(["netem", plat, dep, "--out", run_dir, "--timeout", exp["timeout_s"]],
+                        log, exp["timeout_s"] + 60, log_path)
+            elif mode == "none":
+                _run_alone(exp, p, out, log)
+            else:
+                raise TansivError(f"unknown mode {mode}")
+        except TansivError as e:
+            status["why"] = str(e)
+            return _metrics(exp, run_dir, safe=True), status
     rows = _metrics(exp, run_dir)
     status.update(status="ok", why="", key_figure=_key_figure(exp, rows))
     return rows, status
 
 
-def _run_alone(exp, p, out: Path, log) -> Path:
+def _run_alone(exp, p, out: Path, log) -> None:
     """The uncoupled reference: the first VM's guest, alone, same command line."""
     from .rundir import RunDir
     run_dir = out / "run"
@@ -242,7 +232,6 @@ def _run_alone(exp, p, out: Path, log) -> Path:
                                  "exit": r.returncode, "log": str(console)}]})
     if r.returncode != 0:
         raise TansivError(f"the uncoupled guest exited with {r.returncode}: see {console}")
-    return run_dir
 
 
 # ---- metrics ---------------------------------------------------------------------------------

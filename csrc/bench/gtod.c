@@ -5,13 +5,10 @@
  *
  * Each loop of CALLS calls is timed with CLOCK_MONOTONIC (real time): the vsg loop's cost
  * includes the deadlines that interrupt it, so it depends on the lookahead. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/time.h>
 #include <time.h>
 
-#include "tansiv-client.h"
+#include "vsg-program.h"
 
 static double now_ns(void)
 {
@@ -22,20 +19,13 @@ static double now_ns(void)
 
 int main(int argc, char *argv[])
 {
-    const char **vargv = calloc((size_t)argc + 1, sizeof(*vargv));
-    vargv[0] = "-a";
-    for (int i = 1; i < argc; i++)
-        vargv[i] = argv[i];
-    int next = 0;
-    struct vsg_context *ctx = vsg_init(argc, vargv, &next, NULL, 0, NULL, 0);
-    if (!ctx || next >= argc) {
-        fprintf(stderr, "usage: gtod SOCKET [vsg options] -- CALLS\n");
+    const char *const *args;
+    struct vsg_context *ctx =
+        start_participant(argc, argv, 1, "gtod SOCKET [vsg options] -- CALLS", &args);
+    long calls = atol(args[0]);
+    if (calls <= 0) {
+        fprintf(stderr, "gtod: CALLS must be > 0\n");
         return 2;
-    }
-    long calls = atol(vargv[next]);
-    if (calls <= 0 || vsg_start(ctx, NULL)) {
-        fprintf(stderr, "gtod: CALLS must be > 0, and vsg_start must succeed\n");
-        return 1;
     }
     struct timeval tv;
     volatile long sink = 0;
@@ -55,6 +45,5 @@ int main(int argc, char *argv[])
            (t2 - t1) / (double)calls);
     vsg_stop(ctx);
     vsg_cleanup(ctx);
-    free(vargv);
     return 0;
 }

@@ -3,7 +3,7 @@
  *   crasher SOCKET [vsg options] -- AT_US abort|exit|stop
  *
  * abort: SIGABRT; exit: exit status 7 without vsg_stop; stop: vsg_stop, then exit 0. */
-#include "participant.h"
+#include "vsg-program.h"
 
 int main(int argc, char *argv[])
 {

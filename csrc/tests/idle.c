@@ -5,7 +5,7 @@
  * Sleeps (real time) until its simulated clock reaches UNTIL_US, then leaves. */
 #include <time.h>
 
-#include "participant.h"
+#include "vsg-program.h"
 
 int main(int argc, char *argv[])
 {

@@ -1,8 +1,8 @@
-/* Start-up shared by the test participants (crasher, idle): `prog SOCKET [vsg options] --
- * ARGS...` as tansiv run starts them. Returns the started context and sets *args, *nargs to
- * the program's own arguments; exits with a message on failure. */
-#ifndef TANSIV_TEST_PARTICIPANT_H
-#define TANSIV_TEST_PARTICIPANT_H
+/* Start-up shared by tansiv's small participants (csrc/tests, csrc/bench), started by tansiv
+ * run as `prog SOCKET [vsg options] -- ARGS...`. Returns the started context and points *args
+ * at the program's own arguments; exits with a message on failure. */
+#ifndef TANSIV_VSG_PROGRAM_H
+#define TANSIV_VSG_PROGRAM_H
 
 #include <stdio.h>
 #include <stdlib.h>
