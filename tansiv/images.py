@@ -186,11 +186,19 @@ def initramfs(rebuild: bool = False) -> GuestImage:
     return image
 
 
+def _find(root: Path, path: str) -> Path:
+    """A file of an extracted package, under / or /usr (Debian 13 installs under /usr)."""
+    for p in (root / path, root / "usr" / path):
+        if p.exists():
+            return p
+    raise TansivError(f"{path} not found in the extracted package")
+
+
 def _dynamic_program(root: Path, program: str):
     """(path, data) of a dynamically linked program extracted under root and of every shared
     library it loads (from root first, then from this system, which is the same Debian
     release as the guest)."""
-    exe = next(p for p in (root / "usr/bin" / program, root / "bin" / program) if p.exists())
+    exe = _find(root, f"bin/{program}")
     libdirs = [str(d) for d in root.rglob("*") if d.is_dir() and d.name.endswith("-linux-gnu")]
     r = subprocess.run(["ldd", str(exe)], capture_output=True, text=True,
                        env=dict(os.environ, LD_LIBRARY_PATH=":".join(libdirs)))
@@ -227,7 +235,7 @@ def _build_initramfs(out: Path, kpkg, kver, bver, init: Path, tools, extra) -> N
                                                 "lib/modules", "tmp", "root")]
         entries += [
             ("init", 0o755, init.read_bytes()),
-            ("bin/busybox", 0o755, (bb / "bin" / "busybox").read_bytes()),
+            ("bin/busybox", 0o755, _find(bb, "bin/busybox").read_bytes()),
             ("lib/modules/e1000.ko", 0o644, _module(root, "e1000")),
         ]
         entries += [(f"bin/{t.name}", 0o755, t.read_bytes()) for t in tools]
