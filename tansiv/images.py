@@ -113,7 +113,9 @@ def uncompressed_kernel(bzimage: bytes):
 
 
 def _module(root: Path, name: str) -> bytes:
-    for f in sorted((root / "lib" / "modules").rglob(f"{name}.ko*")):
+    found = sorted((root / "lib" / "modules").rglob(f"{name}.ko*"))
+    found += sorted((root / "usr" / "lib" / "modules").rglob(f"{name}.ko*"))  # Debian 13
+    for f in found:
         data = f.read_bytes()
         if f.suffix == ".xz":
             return lzma.decompress(data)
