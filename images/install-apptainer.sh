@@ -27,7 +27,8 @@ works() {
   out=$(apptainer exec "$sbx" /bin/sh -c 'echo ok' 2>&1) || rc=$?
   rm -rf "$sbx"
   [ $rc -eq 0 ] && [[ "$out" == *ok* ]] && return 0
-  say "apptainer exec fails: ${out##*$'\n'}"
+  # the last line that says something, without colour codes
+  say "apptainer exec fails: $(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g' | grep -v '^ *$' | tail -n1)"
   return 1
 }
 
