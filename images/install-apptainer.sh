@@ -7,14 +7,14 @@
 #              layout; /usr/local/bin/apptainer links to it.
 # Where root lacks some capabilities (containers, sandboxes), Apptainer is told to grant
 # root exactly those it has. Exit 0 if `apptainer exec` works at the end; otherwise a message
-# says why, and exit 1.
+# says why, and exit 1. With --check, only that last test is made.
 set -euo pipefail
 OPT=/opt/tansiv-apptainer
 say() { printf 'install-apptainer: %s\n' "$*" >&2; }
 
 # Does `apptainer exec` run a shell in a minimal sandbox (dash and the libraries it loads)?
 works() {
-  command -v apptainer >/dev/null || return 1
+  command -v apptainer >/dev/null || { say "apptainer is not installed"; return 1; }
   local sbx lib
   sbx=$(mktemp -d)
   mkdir -p "$sbx/bin" "$sbx/tmp" "$sbx/proc" "$sbx/dev" "$sbx/sys" "$sbx/var/tmp"
@@ -35,6 +35,7 @@ works() {
 if works; then
   exit 0
 fi
+[ "${1:-}" = --check ] && exit 1
 [ "$(id -u)" = 0 ] || { say "needs root"; exit 1; }
 debian=$(cut -d. -f1 /etc/debian_version)
 

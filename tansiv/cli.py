@@ -157,9 +157,9 @@ def cmd_check(args) -> int:
     return EXIT_OK
 
 
-def cmd_report(args, net=None) -> int:
+def cmd_report(args) -> int:
     from . import metrics
-    matrix = metrics.rtt_matrix(args.run_dir, net)
+    matrix = metrics.rtt_matrix(args.run_dir)
     if not matrix:
         raise TansivError(f"{args.run_dir}: no round-trip times in the participants' output")
     if args.json:
@@ -188,6 +188,7 @@ def cmd_netem(args) -> int:
     started = datetime.datetime.now(datetime.timezone.utc)
     rundir = RunDir(args.out)
     rundir.copy_inputs(args.platform, args.deployment)
+    rundir.write_routes(net, d.actors)
     t0 = time.monotonic()
     codes = netem.run(d, net, rundir, timeout_s=args.timeout)
     status = "ok" if all(c == 0 for c in codes.values()) else "participant-failure"
@@ -230,6 +231,7 @@ def cmd_run(args) -> int:
     rundir = RunDir(out)
     rundir.attach_log()
     rundir.copy_inputs(args.platform, args.deployment)
+    rundir.write_routes(net, d.actors)
     tmpdir = None
     socket = args.socket
     if socket is None:
@@ -301,7 +303,7 @@ def cmd_run(args) -> int:
                   file=sys.stderr)
     if args.report:
         args.what, args.run_dir, args.json = args.report, rundir.path, False
-        cmd_report(args, net)
+        cmd_report(args)
     return {"ok": EXIT_OK, "participant-failure": EXIT_PARTICIPANT,
             "interrupted": EXIT_INTERRUPTED, "terminated": EXIT_TERMINATED}.get(status, EXIT_ERROR)
 

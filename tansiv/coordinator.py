@@ -20,6 +20,7 @@ from . import protocol
 from .errors import TansivError
 from .participants import Participant, describe_exit
 from .platform import Network, ns
+from .wire import ethernet_wire_size
 
 log = logging.getLogger("tansiv.coordinator")
 
@@ -29,15 +30,6 @@ WAIT_SLICE_MS = 250
 
 class RunError(TansivError):
     pass
-
-
-# A VM's packets are Ethernet frames without their FCS: on the wire they take at least 64
-# bytes with it, plus 8 of preamble and 12 of inter-frame gap.
-ETH_MIN_FRAME, ETH_WIRE_EXTRA = 60, 24
-
-
-def ethernet_wire_size(frame_len: int) -> int:
-    return max(frame_len, ETH_MIN_FRAME) + ETH_WIRE_EXTRA
 
 
 @dataclass

@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 
 from .errors import TansivError
+from .wire import ethernet_wire_size
 
 # An ICMP echo of S bytes of data: 8 bytes of ICMP header, 20 of IPv4, 14 of Ethernet.
 ICMP_FRAME_EXTRA = 8 + 20 + 14
@@ -54,31 +55,29 @@ def rtt_rows(run_dir: Path):
     return rows
 
 
-def ethernet_wire_bytes(frame: int) -> int:
-    from .coordinator import ethernet_wire_size
-    return ethernet_wire_size(frame)
+def model_rtt_ns(there: dict, back: dict, request_bytes: int, reply_bytes: int) -> float:
+    """latency + size / bottleneck bandwidth, there and back (CM02 without TCP window);
+    there and back are routes as routes.json holds them."""
+    return ((there["latency_s"] + request_bytes / there["bandwidth_Bps"])
+            + (back["latency_s"] + reply_bytes / back["bandwidth_Bps"])) * 1e9
 
 
-def model_rtt_ns(net, src_host: str, dst_host: str, request_bytes: int, reply_bytes: int) -> float:
-    """latency + size / bottleneck bandwidth, there and back (CM02 without TCP window)."""
-    lat_there, bw_there, _ = net.route(src_host, dst_host)
-    lat_back, bw_back, _ = net.route(dst_host, src_host)
-    return ((lat_there + request_bytes / bw_there) + (lat_back + reply_bytes / bw_back)) * 1e9
+def routes(run_dir: Path) -> dict:
+    """{(src, dst): route} from the run's routes.json (written by tansiv run)."""
+    path = Path(run_dir) / "routes.json"
+    if not path.exists():
+        raise TansivError(f"{run_dir} has no routes.json: it was not made by tansiv run")
+    return {(r["src"], r["dst"]): r for r in json.loads(path.read_text())}
 
 
-def rtt_matrix(run_dir: Path, net=None):
+def rtt_matrix(run_dir: Path):
     """{(src, dst): (median measured ns, model ns, samples)} for a run of VMs pinging with
     tping (ICMP echo: frame = data + 42 bytes, Ethernet framing on the wire) or of pingpong
-    processes. net: the run's Network if this process has it already (SimGrid's engine is
-    one per process), else it is loaded from the run's inputs."""
-    from .platform import Network
+    processes (messages of the given size)."""
     run_dir = Path(run_dir)
     run = load_run(run_dir)
-    hosts = {p["name"]: p["host"] for p in run["participants"]}
     roles = {p["name"]: p.get("role") for p in run["participants"]}
-    if net is None:
-        net = Network(run_dir / "inputs" / Path(run["inputs"]["platform"]).name,
-                      cfg=run["options"]["cfg"][len(Network.default_cfg()):])
+    route = routes(run_dir)
     groups = {}
     for r in rtt_rows(run_dir):
         if not r["warmup"]:
@@ -86,11 +85,8 @@ def rtt_matrix(run_dir: Path, net=None):
     out = {}
     for (src, dst), rows in sorted(groups.items()):
         size = rows[0]["size"]
-        if roles.get(src) == "vm":
-            wire = ethernet_wire_bytes(size + ICMP_FRAME_EXTRA)
-        else:
-            wire = size
-        model = model_rtt_ns(net, hosts[src], hosts[dst], wire, wire)
+        wire = ethernet_wire_size(size + ICMP_FRAME_EXTRA) if roles.get(src) == "vm" else size
+        model = model_rtt_ns(route[(src, dst)], route[(dst, src)], wire, wire)
         out[(src, dst)] = (statistics.median(r["rtt_ns"] for r in rows), model, len(rows))
     return out
 

@@ -88,10 +88,6 @@ class Network:
         self.cfg = list(DEFAULT_CFG) + list(cfg)
 
     @staticmethod
-    def default_cfg():
-        return list(DEFAULT_CFG)
-
-    @staticmethod
     def simgrid_version() -> str:
         simgrid = _import_simgrid()
         v = simgrid.simgrid_version

@@ -5,6 +5,8 @@ participant's output, and run.json (versions, parameters, wall time, exit status
     coordinator.log  the coordinator's log
     packets.jsonl    one line per packet: src, dst, size, send_ns, complete_ns, deliver_ns
     events.jsonl     participants joining and leaving, lookahead changes
+    routes.json      every participant pair's route: latency, bottleneck bandwidth (the model
+                     a run's measurements are compared with, without loading SimGrid again)
     participants/    one log per participant (its stdout and stderr)
     run.json         written at the end, whatever the outcome
 """
@@ -33,6 +35,17 @@ class RunDir:
         inputs.mkdir(exist_ok=True)
         for f in files:
             shutil.copy2(f, inputs / Path(f).name)
+
+    def write_routes(self, net, actors) -> None:
+        routes = []
+        for a in actors:
+            for b in actors:
+                if a is not b:
+                    lat, bw, links = net.route(a.host, b.host)
+                    routes.append({"src": a.address, "dst": b.address, "src_host": a.host,
+                                   "dst_host": b.host, "latency_s": lat, "bandwidth_Bps": bw,
+                                   "links": links})
+        (self.path / "routes.json").write_text(json.dumps(routes, indent=1) + "\n")
 
     def participant_log(self, name: str) -> Path:
         return self.path / "participants" / f"{name}.log"

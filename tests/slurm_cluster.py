@@ -36,6 +36,14 @@ class Cluster:
         self.node = socket.gethostname().split(".")[0]
         self.saved = None
         self.procs = []
+        self.started_munge = False
+
+    @staticmethod
+    def _munge_works() -> bool:
+        """A munged answers on this machine's socket (a process elsewhere does not count)."""
+        enc = subprocess.run(["munge", "-n"], capture_output=True)
+        return enc.returncode == 0 and subprocess.run(
+            ["unmunge"], input=enc.stdout, capture_output=True).returncode == 0
 
     def config(self) -> str:
         return f"""ClusterName=tansiv-test
@@ -72,8 +80,10 @@ PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
         CONF.write_text(self.config())
         Path("/run/munge").mkdir(exist_ok=True)
         shutil.chown("/run/munge", "munge", "munge")
-        if subprocess.run(["pgrep", "-x", "munged"], capture_output=True).returncode != 0:
-            subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], check=True)
+        if not self._munge_works():
+            subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged", "--force"],
+                           check=True)
+            self.started_munge = True
         for daemon in ("slurmctld", "slurmd"):
             self.procs.append(subprocess.Popen([f"/usr/sbin/{daemon}", "-D", "-f", str(CONF)],
                                                stdout=subprocess.DEVNULL,
@@ -96,6 +106,8 @@ PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
             except subprocess.TimeoutExpired:
                 p.kill()
         self.procs = []
+        if self.started_munge:
+            subprocess.run(["pkill", "-x", "-f", "/usr/sbin/munged --force"])
         if self.saved is not None:
             CONF.write_text(self.saved)
         elif CONF.exists():
