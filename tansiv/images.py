@@ -322,9 +322,11 @@ def _build_debian(out: Path, codename: str, tools) -> None:
                 raise TansivError(f"building the Debian image failed at {cmd[0]}: see {log}")
         step("debootstrap", "--variant=minbase", "--include=" + ",".join(DEBIAN_PACKAGES),
              codename, rootfs, DEBIAN_MIRROR)
-        # NoCloud only: cloud-init does not probe for other clouds.
+        # NoCloud only: cloud-init does not probe for other clouds. The disk has its final
+        # size and no partition table: nothing to grow (and resize2fs may be absent).
         (rootfs / "etc/cloud/cloud.cfg.d/90-tansiv.cfg").write_text(
-            "datasource_list: [ NoCloud, None ]\n")
+            "datasource_list: [ NoCloud, None ]\nresize_rootfs: false\n"
+            "growpart: {mode: 'off'}\n")
         (rootfs / "etc/fstab").write_text("/dev/vda / ext4 rw,relatime 0 1\n")
         for t in tools:
             shutil.copy(t, rootfs / "usr/local/bin" / t.name)

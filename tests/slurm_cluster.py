@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 CONF = Path("/etc/slurm/slurm.conf")
+CGROUP_CONF = Path("/etc/slurm/cgroup.conf")
 STATE = Path("/var/lib/tansiv-slurm")
 
 
@@ -24,6 +25,11 @@ def why_not() -> str:
     return ""
 
 
+def _slurm_version():
+    out = subprocess.run(["/usr/sbin/slurmd", "-V"], capture_output=True, text=True).stdout
+    return tuple(int(x) for x in out.split()[-1].split(".")[:2])
+
+
 def _memory_mb() -> int:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
@@ -34,7 +40,7 @@ def _memory_mb() -> int:
 class Cluster:
     def __init__(self):
         self.node = socket.gethostname().split(".")[0]
-        self.saved = None
+        self.saved = {}
         self.procs = []
         self.started_munge = False
 
@@ -74,10 +80,12 @@ PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
         shutil.rmtree(STATE, ignore_errors=True)
         (STATE / "ctld").mkdir(parents=True)
         (STATE / "d").mkdir()
-        if CONF.exists():
-            self.saved = CONF.read_text()
+        self.saved = {f: f.read_text() for f in (CONF, CGROUP_CONF) if f.exists()}
         CONF.parent.mkdir(parents=True, exist_ok=True)
         CONF.write_text(self.config())
+        if _slurm_version() >= (23, 11):
+            # Newer slurmd sets up cgroups even with task/none; this cluster needs none.
+            CGROUP_CONF.write_text("CgroupPlugin=disabled\n")
         Path("/run/munge").mkdir(exist_ok=True)
         shutil.chown("/run/munge", "munge", "munge")
         if not self._munge_works():
@@ -108,7 +116,8 @@ PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
         self.procs = []
         if self.started_munge:
             subprocess.run(["pkill", "-x", "-f", "/usr/sbin/munged --force"])
-        if self.saved is not None:
-            CONF.write_text(self.saved)
-        elif CONF.exists():
-            CONF.unlink()
+        for f in (CONF, CGROUP_CONF):
+            if f in self.saved:
+                f.write_text(self.saved[f])
+            elif f.exists():
+                f.unlink()
