@@ -364,7 +364,8 @@ def cloud_init_seed(path: Path, hostname: str, ssh_key: str, networks) -> Path:
             lines += [f"  nic{k}:", "    match:", f"      macaddress: \"{mac}\"",
                       f"    set-name: eth{k}"]
             if address is None:
-                lines += ["    addresses: [10.0.2.15/24]", "    gateway4: 10.0.2.2"]
+                lines += ["    addresses: [10.0.2.15/24]",
+                          "    routes: [{to: 0.0.0.0/0, via: 10.0.2.2}]"]
             else:
                 lines += [f"    addresses: [{address}]"]
         (t / "network-config").write_text("\n".join(lines) + "\n")

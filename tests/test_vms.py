@@ -258,7 +258,9 @@ def test_debian_image_is_reachable_over_ssh(prepared, tmp_path):
         while True:
             assert qemu.poll() is None, (tmp_path / "console.log").read_text()[-2000:]
             r = subprocess.run(ssh, capture_output=True, text=True, timeout=60)
-            if r.returncode == 0 and "status: done" in r.stdout:
+            # ssh says 255 when it cannot connect; cloud-init status says 2 for a degraded
+            # done (deprecation notices), which is done all the same.
+            if r.returncode != 255 and "status: done" in r.stdout:
                 break
             assert time.monotonic() < deadline, "no SSH after 600 s"
             time.sleep(5)
