@@ -1,6 +1,7 @@
 # One figure (snakemake.wildcards.name) from the tidy tables, as PNG and PDF. A figure whose
 # experiments are absent, failed or skipped still comes out, saying so, so that the report
 # tells what is missing rather than leaving a hole.
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -34,7 +35,8 @@ def empty(ax, workload, what):
 def footnote(fig, workload):
     lines = not_ok(workload)
     if lines:
-        fig.text(0.01, 0.01, "missing: " + "; ".join(lines), fontsize=6, va="bottom")
+        text = textwrap.fill("missing: " + "; ".join(lines), 140)
+        fig.text(0.01, 0.01, text, fontsize=6, va="bottom")
 
 
 def ok(df):
