@@ -18,6 +18,21 @@ TESTS_BIN = paths.libexecdir() / "tests"
 TANSIV = [sys.executable, "-m", "tansiv.cli"]
 
 
+def two_hosts(path: Path, latency: str, bandwidth: str = "125MBps") -> Path:
+    """A platform of two hosts, h1 and h2, joined by one link."""
+    path.write_text(f"""<?xml version='1.0'?>
+<!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">
+<platform version="4.1">
+  <zone id="z" routing="Full">
+    <host id="h1" speed="1Gf"/> <host id="h2" speed="1Gf"/>
+    <link id="l" bandwidth="{bandwidth}" latency="{latency}"/>
+    <route src="h1" dst="h2"><link_ctn id="l"/></route>
+  </zone>
+</platform>
+""")
+    return path
+
+
 class Peer:
     """Plays the coordinator for one client, frame by frame."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, TESTS_BIN, median, read_jsonl, rtts_us, tansiv
+from helpers import REPO, TESTS_BIN, median, read_jsonl, rtts_us, tansiv, two_hosts
 
 EXAMPLES = REPO / "examples"
 ZONES = REPO / "tests" / "data" / "zones3.xml"
@@ -272,17 +272,7 @@ def test_bad_deployment(tmp_path, actors, message):
 
 
 def test_zero_lookahead(tmp_path):
-    p = tmp_path / "p.xml"
-    p.write_text("""<?xml version='1.0'?>
-<!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">
-<platform version="4.1">
-  <zone id="z" routing="Full">
-    <host id="h1" speed="1Gf"/> <host id="h2" speed="1Gf"/>
-    <link id="l" bandwidth="1GBps" latency="0"/>
-    <route src="h1" dst="h2"><link_ctn id="l"/></route>
-  </zone>
-</platform>
-""")
+    p = two_hosts(tmp_path / "p.xml", latency="0")
     d = deployment(tmp_path / "d.xml", actor("h1", "10.0.0.1", "pingpong"),
                    actor("h2", "10.0.0.2", "pingpong"))
     expect_error(tmp_path, p, d, "zero lookahead: the route h1 -> h2 has no latency")

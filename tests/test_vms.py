@@ -11,19 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, read_jsonl, tansiv
+from helpers import REPO, read_jsonl, tansiv, two_hosts
 from tansiv import metrics, netem, vm
 
-PLATFORM = """<?xml version='1.0'?>
-<!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">
-<platform version="4.1">
-  <zone id="z" routing="Full">
-    <host id="h1" speed="1Gf"/> <host id="h2" speed="1Gf"/>
-    <link id="l" bandwidth="125MBps" latency="{latency}"/>
-    <route src="h1" dst="h2"><link_ctn id="l"/></route>
-  </zone>
-</platform>
-"""
 BOOT_S = 5  # virtual seconds until a guest is ready, with margin (measured: 4.2)
 
 
@@ -36,8 +26,7 @@ def prepared():
 
 
 def two_vms(tmp_path: Path, latency: str, cmd1: str, cmd2: str = "sleep 1000"):
-    p = tmp_path / "platform.xml"
-    p.write_text(PLATFORM.format(latency=latency))
+    p = two_hosts(tmp_path / "platform.xml", latency)
     actors = "".join(
         f'  <actor host="h{k}" function="vsg_vm"><argument value="10.0.0.{k}"/>'
         f'<argument value="tansiv-vm"/><argument value="--cmd"/><argument value="{cmd}"/>'
