@@ -93,7 +93,7 @@ class Coordinator:
         want = len(self.participants)
         deadline = time.monotonic() + self.opt.connect_timeout_s
         while self.hub.accept(want, WAIT_SLICE_MS) < want:
-            self._echo(force=True)
+            self._echo()
             for p in self.participants:
                 code = p.proc.poll()
                 if code is not None:
@@ -313,7 +313,7 @@ class Coordinator:
     def _housekeeping(self) -> None:
         self._echo()
 
-    def _echo(self, force=False) -> None:
+    def _echo(self) -> None:
         self._last_echo = time.perf_counter_ns()
         if self.opt.echo:
             for p in self.participants:

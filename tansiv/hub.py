@@ -109,9 +109,6 @@ class Hub:
     def drop(self, handle: int) -> None:
         self._lib.tsv_hub_drop(self._h, handle)
 
-    def remove(self, client: int, why: str) -> None:
-        self._lib.tsv_hub_remove(self._h, client, why.encode())
-
     def end(self, timeout_ms: int) -> bool:
         return self._lib.tsv_hub_end(self._h, timeout_ms) == 0
 
@@ -119,9 +116,6 @@ class Hub:
         while self._lib.tsv_hub_next_event(self._h, self._event):
             e = self._event
             yield HubEvent(e.kind, e.client, e.time, ffi.string(e.message).decode(errors="replace"))
-
-    def error(self) -> str:
-        return ffi.string(self._lib.tsv_hub_error(self._h)).decode()
 
     def stats(self) -> dict:
         s = ffi.new("struct tsv_hub_stats *")

@@ -773,17 +773,6 @@ void tsv_hub_drop(struct tsv_hub *hub, uint64_t handle)
         slot_free(hub, s);
 }
 
-void tsv_hub_remove(struct tsv_hub *hub, int client, const char *why)
-{
-    if (client < 0 || client >= hub->nclients)
-        return;
-    struct client *c = hub->clients[client];
-    if (c->state == C_DEAD)
-        return;
-    TSV_LOG(TSV_INFO, "removing %s: %s", c->name, why ? why : "asked by the coordinator");
-    close_client(hub, c);
-}
-
 int tsv_hub_end(struct tsv_hub *hub, int timeout_ms)
 {
     uint64_t end = timeout_ms < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ms * 1000000u;
