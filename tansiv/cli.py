@@ -86,11 +86,17 @@ def _parser() -> argparse.ArgumentParser:
     base.add_argument("--out", type=Path, required=True, metavar="DIR")
     base.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
                       help="wall time after which the VMs are stopped (default 600)")
+    base.add_argument("--main", action="append", default=[], metavar="ADDRESS",
+                      help="end the run when this VM ends (repeatable; default: when all "
+                           "end); the others are stopped")
+    base.add_argument("--where", choices=["auto", "namespace", "router"], default="auto",
+                      help="where the bridge is: a network namespace of this host (needs root "
+                           "and sch_netem), a router VM, or auto: the namespace if possible")
     base.add_argument("--cfg", action="append", default=[], metavar="OPTION:VALUE")
     base.add_argument("--log-level", default="info",
                       choices=["debug", "info", "warning", "error"])
 
-    sub.add_parser("prepare", help="build QEMU with tantap and the guest image if needed "
+    sub.add_parser("prepare", help="build QEMU with tantap and the guest images if needed "
                    "(cached); print where they are")
 
     report = sub.add_parser("report", help="what a run measured")
@@ -176,38 +182,49 @@ def cmd_netem(args) -> int:
     from .participants import resolve_program
     from .platform import Network
     from .rundir import RunDir
-    ok, why = netem.available()
-    if not ok:
-        raise TansivError(f"the netem baseline cannot run on this machine: {why}")
     net, d = _load(args)
     for a in d.actors:
         if resolve_program(a, d.path).name != "tansiv-vm":
             raise InputError(f"the netem baseline runs VMs only: {a.program} is not tansiv-vm",
                              d.path, a.line)
-    os.environ.update(vm.prepare())
+    addresses = [a.address for a in d.actors]
+    for m in args.main:
+        if m not in addresses:
+            raise InputError(f"--main {m}: no VM of the deployment has this address", d.path)
+    main = args.main or addresses
+    os.environ.update(vm.prepare(router=args.where != "namespace"))
     started = datetime.datetime.now(datetime.timezone.utc)
     rundir = RunDir(args.out)
     rundir.copy_inputs(args.platform, args.deployment)
     rundir.write_routes(net, d.actors)
     t0 = time.monotonic()
-    codes = netem.run(d, net, rundir, timeout_s=args.timeout)
-    status = "ok" if all(c == 0 for c in codes.values()) else "participant-failure"
+    codes, where, why, error = {}, None, "", None
+    try:
+        codes, where, why = netem.run(d, net, rundir, main, timeout_s=args.timeout,
+                                      where=args.where)
+        if where == "router":
+            print(f"tansiv netem: the bridge is in a router VM ({why})", file=sys.stderr)
+        status = "ok" if all(codes[m] == 0 for m in main) else "participant-failure"
+    except TansivError as e:  # recorded in run.json, next to the logs
+        status, error = "error", str(e)
+        print(f"tansiv netem: error: {e}", file=sys.stderr)
     rundir.finish({
-        "status": status, "mode": "netem", "error": None, "command": sys.argv,
+        "status": status, "mode": "netem", "error": error, "command": sys.argv,
         "started": started.isoformat(), "total_wall_s": time.monotonic() - t0,
         "versions": {"tansiv": __version__, "simgrid": Network.simgrid_version()},
         "inputs": {"platform": str(args.platform), "deployment": str(args.deployment)},
-        "options": {"cfg": net.cfg, "timeout_s": args.timeout},
+        "options": {"cfg": net.cfg, "timeout_s": args.timeout, "main": main},
+        "netem": {"where": where, "why": why},
         "participants": [{"name": a.address, "host": a.host, "role": "vm",
-                          "exit": codes[a.address], "log": str(rundir.participant_log(a.address))}
-                         for a in d.actors]})
+                          "main": a.address in main, "exit": codes.get(a.address),
+                          "log": str(rundir.participant_log(a.address))} for a in d.actors]})
     print(f"tansiv netem: {status}; results in {rundir.path}", file=sys.stderr)
-    return EXIT_OK if status == "ok" else EXIT_PARTICIPANT
+    return {"ok": EXIT_OK, "error": EXIT_ERROR}.get(status, EXIT_PARTICIPANT)
 
 
 def cmd_prepare(args) -> int:
     from . import vm
-    for k, v in vm.prepare().items():
+    for k, v in vm.prepare(router=True).items():
         print(f"{k}={v}")
     return EXIT_OK
 

@@ -4,7 +4,7 @@
     platform.xml, deployment.xml   what it ran (generated)
     ...              the run's folder (tansiv run: run.json, packets, participant logs)
     metrics.csv      tidy rows: id, metric, value, unit, src, dst, seq, label
-    status.json      ok | failed | skipped, why, key figure, wall time
+    status.json      ok | failed, why, key figure, wall time, detail
 
 A run that fails is recorded as failed (its logs stay); only a fault of this code itself
 raises. The folder is emptied first: it belongs to this experiment alone."""
@@ -155,6 +155,7 @@ def run(exp: dict, out: Path) -> dict:
     t0 = time.monotonic()
     status = {"id": exp["id"], "mode": exp["mode"], "workload": exp["workload"],
               "status": "failed", "why": "", "key_figure": "",
+              "detail": "",  # how it ran, when a figure should say (netem's router VM)
               # where it ran: the Apptainer image, if in one
               "container": os.environ.get("APPTAINER_CONTAINER", "")}
     rows = []
@@ -192,13 +193,13 @@ def _run(exp, out, status):
                     args += ["--main", m]
                 _tansiv(args, log, exp["timeout_s"], log_path)
             elif mode == "netem":
-                from . import netem
-                ok, why = netem.available()
-                if not ok:
-                    status.update(status="skipped", why=f"netem unavailable: {why}")
-                    return [], status
-                _tansiv(["netem", plat, dep, "--out", run_dir, "--timeout", exp["timeout_s"]],
-                        log, exp["timeout_s"] + 60, log_path)
+                args = ["netem", plat, dep, "--out", run_dir, "--timeout", exp["timeout_s"],
+                        "--where", exp.get("netem_where", "auto")]
+                for m in p.main:
+                    args += ["--main", m]
+                _tansiv(args, log, exp["timeout_s"] + 60, log_path)
+                if metrics.load_run(run_dir).get("netem", {}).get("where") == "router":
+                    status["detail"] = "bridge in a router VM"
             elif mode == "none":
                 _run_alone(exp, p, out, log)
             else:

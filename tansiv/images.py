@@ -1,9 +1,10 @@
 """Guest images, built offline from Debian packages and cached.
 
 The default guest: Debian's kernel (booted uncompressed, PVH) and an initramfs holding
-busybox-static, the e1000 module, tansiv's static guest tools and images/initramfs/init.
-Built once per set of inputs under $TANSIV_CACHE/images/initramfs-<key>/ (default
-~/.cache/tansiv); `tansiv image initramfs` builds it and prints where it is."""
+busybox-static, the e1000 module, tansiv's static guest tools, iperf3 and
+images/initramfs/init. The netem router (images/router/init) is built the same way from
+another recipe. Each is built once per set of inputs under
+$TANSIV_CACHE/images/<recipe>-<key>/ (default ~/.cache/tansiv)."""
 
 import fcntl
 import gzip
@@ -23,8 +24,6 @@ from . import paths
 from .errors import TansivError
 
 GUEST_TOOLS = ("tping", "tprobe")
-# Debian programs put in the default guest with the libraries they load.
-GUEST_DEBIAN_PROGRAMS = {"iperf3": ["iperf3", "libiperf0", "libsctp1"]}
 
 
 def cache_dir() -> Path:
@@ -155,37 +154,62 @@ class GuestImage:
     path: Path
 
 
-def initramfs(rebuild: bool = False) -> GuestImage:
-    """The default guest, built if needed. TANSIV_IMAGE_DIR names an already built one (tansiv
-    run sets it for the VMs it starts, which then need not check the inputs again)."""
-    given = os.environ.get("TANSIV_IMAGE_DIR")
+@dataclass(frozen=True)
+class Recipe:
+    """What goes into an initramfs besides the kernel and busybox."""
+    name: str               # cache folder: images/<name>-<key>
+    env: str                # variable naming an already built one (set for the VMs we start)
+    init: str               # under images/
+    modules: tuple          # kernel modules, in the order /init loads them
+    tools: tuple            # tansiv's static guest tools (csrc/guest)
+    programs: dict          # Debian program (path in its package) -> packages it needs
+
+
+# The default guest: runs one command, prints JSON lines, powers off.
+GUEST = Recipe("initramfs", "TANSIV_IMAGE_DIR", "initramfs/init", ("e1000",), GUEST_TOOLS,
+               {"bin/iperf3": ("iperf3", "libiperf0", "libsctp1")})
+# The netem baseline's router where the host kernel has no sch_netem: a Linux bridge whose
+# ports are shaped by tc netem (see tansiv/netem.py).
+ROUTER = Recipe("router", "TANSIV_ROUTER_DIR", "router/init",
+                ("e1000", "llc", "stp", "bridge", "sch_htb", "sch_netem", "cls_u32"), (),
+                {"sbin/tc": ("iproute2",)})
+
+
+def initramfs(rebuild: bool = False, recipe: Recipe = GUEST) -> GuestImage:
+    """An initramfs image (the default guest unless told), built if needed. The recipe's
+    variable (TANSIV_IMAGE_DIR for the guest) names an already built one: tansiv run sets it
+    for the VMs it starts, which then need not check the inputs again."""
+    given = os.environ.get(recipe.env)
     if given and not rebuild:
         out = Path(given)
         if not (out / ".complete").exists():
-            raise TansivError(f"TANSIV_IMAGE_DIR={given} holds no complete guest image")
+            raise TansivError(f"{recipe.env}={given} holds no complete {recipe.name} image")
         return GuestImage(out / "vmlinux", out / "initramfs.cpio.gz",
                           (out / ".complete").read_text().split()[0], out)
     kpkg = kernel_package()
-    kver = package_version(kpkg)
-    bver = package_version("busybox-static")
-    extra = {pkg: package_version(pkg)
-             for pkgs in GUEST_DEBIAN_PROGRAMS.values() for pkg in pkgs}
-    init = paths.source_dir() / "images" / "initramfs" / "init"
-    tools = [paths.native(paths.libexecdir() / "guest" / t) for t in GUEST_TOOLS]
-    h = hashlib.sha256()
-    for part in (kpkg, kver, bver, *sorted(f"{k}={v}" for k, v in extra.items())):
+    versions = {pkg: package_version(pkg)
+                for pkg in [kpkg, "busybox-static",
+                            *(p for pkgs in recipe.programs.values() for p in pkgs)]}
+    init = paths.source_dir() / "images" / recipe.init
+    tools = [paths.native(paths.libexecdir() / "guest" / t) for t in recipe.tools]
+    h = hashlib.sha256(repr(recipe).encode())
+    for part in sorted(f"{k}={v}" for k, v in versions.items()):
         h.update(part.encode() + b"\0")
     for f in [init, Path(__file__), *tools]:
         h.update(f.read_bytes())
-    out = cache_dir() / "images" / f"initramfs-{h.hexdigest()[:16]}"
+    out = cache_dir() / "images" / f"{recipe.name}-{h.hexdigest()[:16]}"
     image = GuestImage(out / "vmlinux", out / "initramfs.cpio.gz", kpkg, out)
     if (out / ".complete").exists() and not rebuild:
         return image
     with locked(cache_dir() / "images" / ".lock"):
         if (out / ".complete").exists() and not rebuild:
             return image
-        _build_initramfs(out, kpkg, kver, bver, init, tools, extra)
+        _build_initramfs(out, recipe, kpkg, versions, init, tools)
     return image
+
+
+def router() -> GuestImage:
+    return initramfs(recipe=ROUTER)
 
 
 def _find(root: Path, path: str) -> Path:
@@ -197,14 +221,14 @@ def _find(root: Path, path: str) -> Path:
 
 
 def _dynamic_program(root: Path, program: str):
-    """(path, data) of a dynamically linked program extracted under root and of every shared
-    library it loads (from root first, then from this system, which is the same Debian
-    release as the guest)."""
-    exe = _find(root, f"bin/{program}")
+    """(path, data) of a dynamically linked program extracted under root (program: its path
+    there, e.g. bin/iperf3) and of every shared library it loads (from root first, then from
+    this system, which is the same Debian release as the guest)."""
+    exe = _find(root, program)
     libdirs = [str(d) for d in root.rglob("*") if d.is_dir() and d.name.endswith("-linux-gnu")]
     r = subprocess.run(["ldd", str(exe)], capture_output=True, text=True,
                        env=dict(os.environ, LD_LIBRARY_PATH=":".join(libdirs)))
-    files = [(f"usr/bin/{program}", exe.read_bytes())]
+    files = [(f"usr/{program}", exe.read_bytes())]
     for line in r.stdout.splitlines():
         if "not found" in line:
             raise TansivError(f"{program} for the guest: library missing: {line.strip()}")
@@ -219,14 +243,15 @@ def _dynamic_program(root: Path, program: str):
     return files
 
 
-def _build_initramfs(out: Path, kpkg, kver, bver, init: Path, tools, extra) -> None:
+def _build_initramfs(out: Path, recipe: Recipe, kpkg: str, versions: dict, init: Path,
+                     tools) -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="tansiv-image-") as tmp:
         root = Path(tmp) / "k"
-        extract(download(kpkg, kver), root)
+        extract(download(kpkg, versions[kpkg]), root)
         bb = Path(tmp) / "b"
-        extract(download("busybox-static", bver), bb)
+        extract(download("busybox-static", versions["busybox-static"]), bb)
         vmlinuz = next((root / "boot").glob("vmlinuz-*"))
         vmlinux = uncompressed_kernel(vmlinuz.read_bytes())
         if vmlinux is not None:
@@ -238,14 +263,14 @@ def _build_initramfs(out: Path, kpkg, kver, bver, init: Path, tools, extra) -> N
         entries += [
             ("init", 0o755, init.read_bytes()),
             ("bin/busybox", 0o755, _find(bb, "bin/busybox").read_bytes()),
-            ("lib/modules/e1000.ko", 0o644, _module(root, "e1000")),
         ]
+        entries += [(f"lib/modules/{m}.ko", 0o644, _module(root, m)) for m in recipe.modules]
         entries += [(f"bin/{t.name}", 0o755, t.read_bytes()) for t in tools]
         progs = Path(tmp) / "p"
-        for pkg, version in extra.items():
-            extract(download(pkg, version), progs)
+        for pkg in {p for pkgs in recipe.programs.values() for p in pkgs}:
+            extract(download(pkg, versions[pkg]), progs)
         seen = {name for name, _, _ in entries}
-        for program in GUEST_DEBIAN_PROGRAMS:
+        for program in recipe.programs:
             for guest_path, data in _dynamic_program(progs, program):
                 if guest_path not in seen:
                     seen.add(guest_path)
@@ -261,7 +286,9 @@ def _build_initramfs(out: Path, kpkg, kver, bver, init: Path, tools, extra) -> N
                     entries.append((sub, 0o755, None))
         (out / "initramfs.cpio.gz").write_bytes(
             gzip.compress(cpio_newc(entries), compresslevel=6, mtime=0))
-    (out / ".complete").write_text(f"{kpkg} {kver}\nbusybox-static {bver}\n")
+    # First line: the kernel package (GuestImage.kernel_version); then every package used.
+    (out / ".complete").write_text(f"{kpkg} {versions[kpkg]}\n" + "".join(
+        f"{k} {v}\n" for k, v in sorted(versions.items()) if k != kpkg))
 
 
 # ---- full Debian image -------------------------------------------------------------------------

@@ -1,20 +1,58 @@
 """The netem baseline (what users pick instead of tansiv): the same guests under stock QEMU
-(TCG, no icount: real time), on a Linux bridge in a network namespace of their own, each pair
-given its route's latency and bandwidth by tc netem.
+(TCG, no icount: real time), on a Linux bridge, each pair given its route's latency and
+bandwidth by tc netem.
 
-On the tap that leads to VM j, an htb root sorts frames by source address (u32 filters) into
-one class per source i, whose netem leaf delays them by the latency of the route i -> j and
-paces them at its bottleneck bandwidth. Needs root and a kernel with sch_netem."""
+On the bridge port that leads to VM j, an htb root sorts frames by source address (u32
+filters) into one class per source i, whose netem leaf delays them by the latency of the route
+i -> j and paces them at its bottleneck bandwidth. Where the bridge lives:
+  namespace  on this host, in a network namespace of its own, one tap per VM: needs root and
+             a host kernel with sch_netem;
+  router     in a small VM of its own (Debian's kernel, which has sch_netem; plain TCG in real
+             time like the guests), each guest's NIC joined to one of its ports by a pair of
+             unix datagram sockets: for hosts whose kernel lacks netem, or users without root.
+             Its forwarding (two e1000 hops under TCG) adds to the baseline's round trips.
+`auto` takes the namespace when the host can, the router otherwise. Both run the same tc
+commands (the run keeps them in netem-shaping.sh)."""
 
 import ipaddress
 import os
+import shlex
+import shutil
 import subprocess
-import sys
+import tempfile
 import time
 from pathlib import Path
 
 from . import paths
 from .errors import TansivError
+
+WHERE = ("auto", "namespace", "router")
+ROUTER_BOOT_TIMEOUT_S = 300.0
+
+
+def shaping_commands(vms, net, dev_of) -> list:
+    """tc commands (argv lists) shaping the port dev_of(j) that leads to VM j, for every j.
+    vms: [(address, host)]; net: a tansiv.platform.Network."""
+    cmds = []
+    for j, (_, dst_host) in enumerate(vms):
+        dev = dev_of(j)
+        cmds += [["tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "1"],
+                 ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb",
+                  "rate", "100gbit"]]
+        for i, (src_addr, src_host) in enumerate(vms):
+            if i == j:
+                continue
+            lat, bw, _ = net.route(src_host, dst_host)
+            cls = f"1:{10 + i}"
+            cmds += [["tc", "class", "add", "dev", dev, "parent", "1:", "classid", cls, "htb",
+                      "rate", "100gbit"],
+                     ["tc", "qdisc", "add", "dev", dev, "parent", cls, "handle", f"{10 + i}:",
+                      "netem", "delay", f"{lat * 1e6:.3f}us", "rate", f"{int(bw * 8)}bit",
+                      "limit", "100000"],
+                     ["tc", "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip",
+                      "prio", "1", "u32", "match", "ip", "src",
+                      f"{ipaddress.IPv4Address(src_addr)}/32", "flowid", cls]]
+    return cmds
 
 
 def _ip(*args, check=True):
@@ -24,8 +62,8 @@ def _ip(*args, check=True):
     return r
 
 
-def available():
-    """(True, "") if this machine can run the baseline, else (False, why)."""
+def namespace_support():
+    """(True, "") if this host can hold the bridge itself, else (False, why)."""
     if os.geteuid() != 0:
         return False, "needs root (network namespaces, taps, tc)"
     if not Path("/dev/net/tun").exists():
@@ -46,13 +84,24 @@ def available():
         _ip("netns", "del", ns, check=False)
 
 
-class NetemNetwork:
-    """A namespace with a bridge and one tap per VM, shaped from the platform's routes.
-    vms: [(address, host)]; net: a tansiv.platform.Network."""
+def choose(where: str = "auto"):
+    """(namespace or router, why the namespace was not taken or "")."""
+    if where not in WHERE:
+        raise TansivError(f"netem: unknown place '{where}' (expected {', '.join(WHERE)})")
+    if where == "router":
+        return "router", "asked for"
+    ok, why = namespace_support()
+    if where == "namespace" and not ok:
+        raise TansivError(f"the netem baseline cannot run in a namespace here: {why}")
+    return ("namespace", "") if ok else ("router", why)
+
+
+class NamespaceNetwork:
+    """A namespace with a bridge and one tap per VM. vms: [(address, host)]."""
 
     def __init__(self, vms, net, name=None):
         self.vms = list(vms)
-        self.net = net
+        self.commands = shaping_commands(self.vms, net, self.tap)
         self.ns = name or f"tansiv{os.getpid()}"
 
     def tap(self, k: int) -> str:
@@ -68,65 +117,125 @@ class NetemNetwork:
                 _ip("-n", ns, "tuntap", "add", "dev", self.tap(k), "mode", "tap")
                 _ip("-n", ns, "link", "set", self.tap(k), "master", "br0")
                 _ip("-n", ns, "link", "set", self.tap(k), "up")
-            for j, (_, dst_host) in enumerate(self.vms):
-                self._shape(j, dst_host)
+            for cmd in self.commands:
+                r = subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True,
+                                   text=True)
+                if r.returncode != 0:
+                    raise TansivError(f"{shlex.join(cmd)}: {r.stderr.strip()}")
         except BaseException:
             _ip("netns", "del", ns, check=False)
             raise
         return self
-
-    def _tc(self, *args):
-        r = subprocess.run(["ip", "netns", "exec", self.ns, "tc", *args], capture_output=True,
-                           text=True)
-        if r.returncode != 0:
-            raise TansivError(f"tc {' '.join(args)}: {r.stderr.strip()}")
-
-    def _shape(self, j: int, dst_host: str) -> None:
-        dev = self.tap(j)
-        self._tc("qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "1")
-        self._tc("class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb",
-                 "rate", "100gbit")
-        for i, (src_addr, src_host) in enumerate(self.vms):
-            if i == j:
-                continue
-            lat, bw, _ = self.net.route(src_host, dst_host)
-            cls = f"1:{10 + i}"
-            self._tc("class", "add", "dev", dev, "parent", "1:", "classid", cls, "htb",
-                     "rate", "100gbit")
-            self._tc("qdisc", "add", "dev", dev, "parent", cls, "handle", f"{10 + i}:",
-                     "netem", "delay", f"{lat * 1e6:.3f}us", "rate", f"{int(bw * 8)}bit",
-                     "limit", "100000")
-            self._tc("filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio",
-                     "1", "u32", "match", "ip", "src", f"{ipaddress.IPv4Address(src_addr)}/32",
-                     "flowid", cls)
 
     def __exit__(self, *exc):
         _ip("netns", "del", self.ns, check=False)
 
     def vm_command(self, k: int, vm_args) -> list:
         """tansiv-vm in netem mode on tap k, inside the namespace."""
-        launcher = str(paths.prefix() / "bin" / "tansiv-vm")
-        address = self.vms[k][0]
-        peers = ",".join(a for a, _ in self.vms)
-        return ["ip", "netns", "exec", self.ns, launcher, *vm_args, "--mode", "netem",
-                "--tap", self.tap(k), "--address", address, "--peers", peers]
+        return ["ip", "netns", "exec", self.ns, *_vm_command(self.vms, k, vm_args),
+                "--tap", self.tap(k)]
 
 
-def run(deployment, net, rundir, timeout_s: float = 600.0):
-    """Runs a deployment's tansiv-vm actors in netem mode until they all power off (or
-    timeout_s of wall time); their consoles go to the run's participant logs. Returns
-    {address: exit code}."""
+class RouterNetwork:
+    """The bridge in a router VM, its console in log_path. vms: [(address, host)]."""
+
+    def __init__(self, vms, net, log_path: Path):
+        self.vms = list(vms)
+        # iproute2's tc by its path: the router's busybox sh would run its own applet.
+        self.commands = [["/usr/sbin/tc", *c[1:]]
+                         for c in shaping_commands(self.vms, net, lambda k: f"p{k}")]
+        self.log_path = Path(log_path)
+        self.proc = None
+        self.dir = None
+
+    def link(self, k: int):
+        """(guest side, router side) socket paths of VM k's link."""
+        return str(self.dir / f"vm{k}.sock"), str(self.dir / f"rt{k}.sock")
+
+    def __enter__(self):
+        from . import images, vm
+        from .images import cpio_newc
+        from .participants import _die_with_parent
+        # A short folder: socket paths must fit in sun_path (108 bytes).
+        self.dir = Path(tempfile.mkdtemp(prefix="tsv-netem-"))
+        try:
+            image = images.router()
+            script = "".join(shlex.join(c) + "\n" for c in self.commands).encode()
+            base = image.initrd.read_bytes()
+            # The kernel unpacks concatenated archives; the appended one must start 4-aligned.
+            initrd = self.dir / "router.initrd"
+            initrd.write_bytes(base + b"\0" * (-len(base) % 4)
+                               + cpio_newc([("shaping.sh", 0o644, script)]))
+            links = [self.link(k)[::-1] for k in range(len(self.vms))]
+            cmd = vm.router_command(vm.qemu_dir(), image, initrd, links)
+            with open(self.log_path, "wb") as log:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                             stderr=subprocess.STDOUT,
+                                             preexec_fn=_die_with_parent)
+            self._wait_ready()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + ROUTER_BOOT_TIMEOUT_S
+        while True:
+            text = self.log_path.read_text(errors="replace")
+            if '"event": "ready"' in text:
+                return
+            if '"event": "error"' in text or self.proc.poll() is not None:
+                raise TansivError(f"the netem router failed to start; its console "
+                                  f"({self.log_path}) ends with:\n{text[-1500:]}")
+            if time.monotonic() > deadline:
+                raise TansivError(f"the netem router was not ready after "
+                                  f"{ROUTER_BOOT_TIMEOUT_S:.0f} s: see {self.log_path}")
+            time.sleep(0.1)
+
+    def __exit__(self, *exc):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def vm_command(self, k: int, vm_args) -> list:
+        """tansiv-vm in netem mode on link k."""
+        return [*_vm_command(self.vms, k, vm_args), "--dgram", ",".join(self.link(k))]
+
+
+def _vm_command(vms, k: int, vm_args) -> list:
+    launcher = str(paths.prefix() / "bin" / "tansiv-vm")
+    return [launcher, *vm_args, "--mode", "netem", "--address", vms[k][0],
+            "--peers", ",".join(a for a, _ in vms)]
+
+
+def run(deployment, net, rundir, main=(), timeout_s: float = 600.0, where: str = "auto"):
+    """Runs a deployment's tansiv-vm actors in netem mode until the main ones (default: all)
+    power off, or timeout_s of wall time; then stops the others. Their consoles go to the
+    run's participant logs. Returns ({address: exit code}, where the bridge was, why not in
+    a namespace)."""
     from .participants import Participant
+    where, why = choose(where)
     vms = [(a.address, a.host) for a in deployment.actors]
+    network = (NamespaceNetwork(vms, net) if where == "namespace"
+               else RouterNetwork(vms, net, rundir.path / "netem-router.log"))
+    (rundir.path / "netem-shaping.sh").write_text(
+        "".join(shlex.join(c) + "\n" for c in network.commands))
     procs = []
-    with NetemNetwork(vms, net) as netem:
+    with network:
         for k, a in enumerate(deployment.actors):
             p = Participant(a, Path("tansiv-vm"), rundir.participant_log(a.address))
-            p.start_argv(netem.vm_command(k, a.args))
+            p.start_argv(network.vm_command(k, a.args))
             procs.append(p)
+        waited = [p for p in procs if p.name in main] or procs
         end = time.monotonic() + timeout_s
-        while any(p.proc.poll() is None for p in procs) and time.monotonic() < end:
+        while any(p.proc.poll() is None for p in waited) and time.monotonic() < end:
             time.sleep(0.2)
         for p in procs:
             p.terminate(grace_s=2.0)
-    return {p.name: p.proc.returncode for p in procs}
+    return {p.name: p.proc.returncode for p in procs}, where, why

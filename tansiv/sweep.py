@@ -89,6 +89,7 @@ def expand(config: dict) -> dict:
                     "lookahead_s": duration(la, f"{where}.lookahead") if la else None,
                     "params": dict(sweep.get(workload, {}) or {}),
                     "image": config.get("image", "initramfs"),
+                    "netem_where": config.get("netem_where", "auto"),
                     "timeout_s": sweep.get("timeout_s", config.get("timeout_s", 1800)),
                 }
     return experiments

@@ -2,7 +2,8 @@
 deployment names as a participant's program (as TANSIV's boot.py).
 
     tansiv-vm [SOCKET] [--address IP] [--name NAME] [--cmd "COMMAND ARGS"] [--peers IP,...]
-              [--mode tansiv|none|netem] [--tap IFNAME] [--memory MB] [--print]
+              [--mode tansiv|none|netem] [--tap IFNAME | --dgram LOCAL,REMOTE]
+              [--memory MB] [--print]
               [--image initramfs|debian] [--ssh-port PORT] [--ssh-key FILE.pub]
 
 tansiv run starts it as `tansiv-vm SOCKET ARGS...` with TANSIV_ADDRESS and TANSIV_PEERS in its
@@ -12,7 +13,8 @@ environment; it then replaces itself with QEMU, whose serial console is its stan
           backend: the VM is a participant of the simulation;
   none    icount, the same NIC on a hub port that leads nowhere: the same guest alone, the
           reference for timing transparency;
-  netem   plain TCG, no icount, a tap interface (the baseline of a Linux bridge and netem).
+  netem   plain TCG, no icount, the NIC on a tap interface or on a pair of unix datagram
+          sockets leading to the netem router (the baseline of a Linux bridge and netem).
 Images:
   initramfs  tansiv's default guest: runs --cmd, prints JSON lines, powers off;
   debian     a full Debian for interactive use: a copy-on-write overlay of the cached image,
@@ -52,12 +54,13 @@ def qemu_dir() -> Path:
     return Path(r.stdout.strip().splitlines()[-1])
 
 
-def prepare() -> dict:
-    """Builds (or finds in the cache) QEMU and the guest image; the environment that lets
-    tansiv-vm use them without checking again."""
-    qemu = qemu_dir()
-    image = images.initramfs()
-    return {"TANSIV_QEMU_DIR": str(qemu), "TANSIV_IMAGE_DIR": str(image.path)}
+def prepare(router: bool = False) -> dict:
+    """Builds (or finds in the cache) QEMU and the guest image, and the netem router's image
+    if asked; the environment that lets tansiv-vm use them without checking again."""
+    env = {"TANSIV_QEMU_DIR": str(qemu_dir()), "TANSIV_IMAGE_DIR": str(images.initramfs().path)}
+    if router:
+        env["TANSIV_ROUTER_DIR"] = str(images.router().path)
+    return env
 
 
 def mac_of(address: str) -> str:
@@ -74,7 +77,8 @@ class VMSpec:
     cmd: list = field(default_factory=list)
     mode: str = "tansiv"
     socket: str = ""            # tansiv mode
-    tap: str = ""               # netem mode
+    tap: str = ""               # netem mode: a tap interface,
+    dgram: tuple = ()           # or (local, remote) unix datagram socket paths
     memory_mb: int = 256
     image: str = "initramfs"
     ssh_port: int = 0           # debian image: host port forwarded to the guest's SSH
@@ -95,8 +99,10 @@ class VMSpec:
                                   "commas or spaces (they travel on the kernel command line)")
         if self.mode == "tansiv" and not (self.socket and self.address):
             raise TansivError("tansiv mode needs the coordinator's socket and an address")
-        if self.mode == "netem" and not (self.tap and self.address):
-            raise TansivError("netem mode needs --tap and an address")
+        if self.mode == "netem" and not ((self.tap or self.dgram) and self.address):
+            raise TansivError("netem mode needs --tap or --dgram, and an address")
+        if self.dgram and len(self.dgram) != 2:
+            raise TansivError(f"--dgram needs LOCAL,REMOTE socket paths, not {self.dgram}")
         if self.image not in ("initramfs", "debian"):
             raise TansivError(f"unknown image '{self.image}' (expected initramfs or debian)")
 
@@ -142,11 +148,35 @@ def qemu_command(spec: VMSpec, qemu: Path, image) -> list:
     if spec.mode == "tansiv":
         cmd += ["-netdev", f"tantap,id=net0,socket={spec.socket},address={spec.address}",
                 "-device", nic]
-    elif spec.mode == "netem":
+    elif spec.mode == "netem" and spec.tap:
         cmd += ["-netdev", f"tap,id=net0,ifname={spec.tap},script=no,downscript=no",
                 "-device", nic]
+    elif spec.mode == "netem":
+        cmd += ["-netdev", dgram_netdev("net0", *spec.dgram), "-device", nic]
     elif nic:
         cmd += ["-netdev", "hubport,id=net0,hubid=0", "-device", nic]
+    return cmd
+
+
+def dgram_netdev(ident: str, local: str, remote: str) -> str:
+    return (f"dgram,id={ident},local.type=unix,local.path={local},"
+            f"remote.type=unix,remote.path={remote}")
+
+
+def router_command(qemu: Path, image, initrd: Path, links) -> list:
+    """The netem router's QEMU (plain TCG, real time, like the baseline's guests): one e1000
+    per link, links: [(local, remote)] socket paths; port k has MAC 52:54:00:fe:00:k."""
+    cmd = [str(qemu / "bin" / "qemu-system-x86_64"),
+           "-M", "pc", "-m", "256", "-smp", "1",
+           "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+           "-L", str(qemu / "share" / "qemu"),
+           "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
+           "-kernel", str(image.kernel), "-initrd", str(initrd), "-rtc", f"base={RTC_BASE}",
+           "-append", "console=ttyS0 quiet loglevel=3 panic=-1 ipv6.disable=1 "
+                      f"tansiv.ports={len(links)}"]
+    for k, (local, remote) in enumerate(links):
+        cmd += ["-netdev", dgram_netdev(f"p{k}", local, remote),
+                "-device", f"e1000,netdev=p{k},mac=52:54:00:fe:00:{k:02x},romfile="]
     return cmd
 
 
@@ -199,6 +229,8 @@ def _parser():
     ap.add_argument("--cmd", default="", help="command the guest runs, e.g. 'tping -c 10 IP'")
     ap.add_argument("--mode", choices=MODES, default="tansiv")
     ap.add_argument("--tap", default="", help="tap interface (netem mode)")
+    ap.add_argument("--dgram", default="", metavar="LOCAL,REMOTE",
+                    help="unix datagram socket paths of the link to the netem router")
     ap.add_argument("--memory", type=int, metavar="MB",
                     help="guest memory (default 256, 1024 for the debian image)")
     ap.add_argument("--image", choices=["initramfs", "debian"], default="initramfs")
@@ -217,7 +249,8 @@ def main(argv=None) -> int:
     name = args.name or args.address or "guest"
     spec = VMSpec(name=name, address=args.address,
                   peers=[p for p in args.peers.split(",") if p], cmd=args.cmd.split(),
-                  mode=args.mode, socket=args.socket, tap=args.tap, image=args.image,
+                  mode=args.mode, socket=args.socket, tap=args.tap,
+                  dgram=tuple(args.dgram.split(",")) if args.dgram else (), image=args.image,
                   memory_mb=args.memory or (1024 if args.image == "debian" else 256))
     try:
         spec.check()

@@ -187,7 +187,7 @@ def test_apptainer_gives_the_native_results(tmp_path):
                   f"results={native}")
     assert r.returncode == 0, r.stderr[-3000:]
     builds = [contained / "build" / f for f in ("core.stamp", "qemu.txt", "image.txt",
-                                                 "tansiv.sif")]
+                                                 "router.txt", "tansiv.sif")]
     r = snakemake("--cores", "2", "--configfile", DATA / "sweep-tiny.yaml", "--config",
                   f"results={contained}", "--", *builds, timeout=3600)
     assert r.returncode == 0, r.stderr[-3000:]

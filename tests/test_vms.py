@@ -13,14 +13,15 @@ import pytest
 
 from helpers import REPO, read_jsonl, tansiv, two_hosts
 from tansiv import metrics, netem, vm
+from tansiv.errors import TansivError
 
 BOOT_S = 5  # virtual seconds until a guest is ready, with margin (measured: 4.2)
 
 
 @pytest.fixture(scope="module")
 def prepared():
-    """QEMU and the guest image (built by setup.sh; cached)."""
-    env = vm.prepare()
+    """QEMU, the guest image and the netem router's (built by setup.sh; cached)."""
+    env = vm.prepare(router=True)
     os.environ.update(env)
     return env
 
@@ -215,16 +216,40 @@ def test_qemus_example_prints_the_rtt_matrix(prepared, tmp_path):
     assert r.stdout.count("10.0.0.4 :") == 3
 
 
-def test_netem_baseline(prepared, tmp_path):
-    ok, why = netem.available()
-    if not ok:
-        pytest.skip(f"netem baseline: {why}")
-    p, d = two_vms(tmp_path, "10ms", f"tping -c {PINGS} -i 20 -w 1 10.0.0.2", "sleep 30")
-    r = tansiv("netem", p, d, "--out", tmp_path / "run", "--timeout", "300", timeout=600)
+@pytest.mark.parametrize("where", ["router", "namespace"])
+def test_netem_baseline(prepared, tmp_path, where):
+    """The same ping on a bridge shaped by real tc netem: every round trip lasts at least the
+    model (netem delays, it never hurries), and the tc commands are kept with the run."""
+    if where == "namespace":
+        ok, why = netem.namespace_support()
+        if not ok:
+            pytest.skip(f"netem in a namespace of this host: {why}")
+    p, d = two_vms(tmp_path, "10ms", f"tping -c {PINGS} -i 20 -w 1 10.0.0.2", "sleep 1000")
+    r = tansiv("netem", p, d, "--out", tmp_path / "run", "--timeout", "300", "--where", where,
+               "--main", "10.0.0.1", timeout=600)
     assert r.returncode == 0, r.stderr
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["netem"]["where"] == where and run["total_wall_s"] < 200
+    shaping = (tmp_path / "run" / "netem-shaping.sh").read_text()
+    assert shaping.count(" netem delay 10000.000us ") == 2
     median, model, n = metrics.rtt_matrix(tmp_path / "run")[("10.0.0.1", "10.0.0.2")]
-    print(f"netem: median RTT {median / 1e6:.4f} ms, model {model / 1e6:.4f} ms")
-    assert n == PINGS and median > model
+    print(f"netem ({where}): median RTT {median / 1e6:.4f} ms, model {model / 1e6:.4f} ms")
+    assert n == PINGS and model < median < model + 5_000_000
+
+
+def test_netem_router_failure_is_reported(prepared, tmp_path, monkeypatch):
+    """A router that cannot start (here: a port it cannot shape) is an error that quotes its
+    console, whose log stays; its QEMU and sockets are gone."""
+    monkeypatch.setattr(netem, "shaping_commands",
+                        lambda vms, net, dev_of: [["tc", "qdisc", "add", "dev", "nosuchport",
+                                                   "root", "netem"]])
+    router = netem.RouterNetwork([("10.0.0.1", "h1"), ("10.0.0.2", "h2")], None,
+                                 tmp_path / "router.log")
+    with pytest.raises(TansivError, match="router failed to start"):
+        with router:
+            pass
+    assert "shaping.sh failed" in (tmp_path / "router.log").read_text()
+    assert router.proc.returncode is not None and not router.dir.exists()
 
 
 # ---- the full Debian image --------------------------------------------------------------------

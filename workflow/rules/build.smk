@@ -44,15 +44,19 @@ rule qemu:
 
 
 rule guest_image:
-    """The default guest (Debian kernel + initramfs; cached)."""
+    """The default guest and the netem router (Debian kernel + initramfs; cached)."""
     input:
         R + "/build/core.stamp",
         "images/initramfs/init",
+        "images/router/init",
         "tansiv/images.py",
     output:
-        R + "/build/image.txt",
+        guest=R + "/build/image.txt",
+        router=R + "/build/router.txt",
     log:
         R + "/logs/build/image.log",
     shell:
         "{PREFIX}/bin/python -c 'from tansiv import images; print(images.initramfs().path)'"
-        " > {output} 2> {log}"
+        " > {output.guest} 2> {log}"
+        " && {PREFIX}/bin/python -c 'from tansiv import images; print(images.router().path)'"
+        " > {output.router} 2>> {log}"

@@ -4,13 +4,15 @@
 def experiment_inputs(wildcards):
     inputs = {"core": R + "/build/core.stamp"}
     if vm_experiment(wildcards.id):
-        inputs |= {"qemu": R + "/build/qemu.txt", "image": R + "/build/image.txt"}
+        inputs |= {"qemu": R + "/build/qemu.txt", "image": R + "/build/image.txt",
+                   "router": R + "/build/router.txt"}
     return inputs
 
 
 def experiment_threads(wildcards):
     e = EXPERIMENTS[wildcards.id]
-    return min(max(e["n"], 1), workflow.cores) if vm_experiment(wildcards.id) else 1
+    vms = e["n"] + (e["mode"] == "netem")  # netem's bridge may be a router VM
+    return min(max(vms, 1), workflow.cores) if vm_experiment(wildcards.id) else 1
 
 
 rule experiment:

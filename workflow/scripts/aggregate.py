@@ -18,9 +18,9 @@ for path in snakemake.input.status:
     e = {**e, "mesh": bool(e["params"].get("mesh", False))}
     rows.append({**{k: e[k] for k in PARAMS}, "status": st["status"], "why": st["why"],
                  "key_figure": st["key_figure"], "wall_s": st["wall_s"],
-                 "container": st.get("container", "")})
+                 "container": st.get("container", ""), "detail": st.get("detail", "")})
 exps = pd.DataFrame(rows, columns=PARAMS + ["status", "why", "key_figure", "wall_s",
-                                            "container"])
+                                            "container", "detail"])
 
 frames = [pd.read_csv(p, dtype={"src": str, "dst": str, "label": str})
           for p in snakemake.input.metrics]

@@ -1,5 +1,5 @@
 # One figure (snakemake.wildcards.name) from the tidy tables, as PNG and PDF. A figure whose
-# experiments are absent, failed or skipped still comes out, saying so, so that the report
+# experiments are absent or failed still comes out, saying so, so that the report
 # tells what is missing rather than leaving a hole.
 import textwrap
 from pathlib import Path
@@ -32,11 +32,20 @@ def empty(ax, workload, what):
     ax.set_axis_off()
 
 
+def how_run(workload):
+    """Lines saying how some modes ran, when it matters to the reader (netem's router)."""
+    ok = experiments[(experiments.workload == workload) & (experiments.status == "ok")
+                     & experiments.detail.fillna("").astype(bool)]
+    return [f"{r.mode}: {r.detail}" for r in ok.drop_duplicates("mode").itertuples()]
+
+
 def footnote(fig, workload):
-    lines = not_ok(workload)
-    if lines:
-        text = textwrap.fill("missing: " + "; ".join(lines), 140)
-        fig.text(0.01, 0.01, text, fontsize=6, va="bottom")
+    parts = []
+    if not_ok(workload):
+        parts.append("missing: " + "; ".join(not_ok(workload)))
+    parts += how_run(workload)
+    if parts:
+        fig.text(0.01, 0.01, textwrap.fill(". ".join(parts), 140), fontsize=6, va="bottom")
 
 
 def ok(df):
@@ -107,8 +116,9 @@ def transparency(fig):
     axes[1].set_xlabel("nanosleep")
     axes[1].set_ylabel("largest overshoot (µs)")
     axes[1].set_title("Sleep overshoot")
-    for ax in axes:
-        ax.legend(title="mode", loc="lower right")
+    # One legend, beside the bars it would otherwise hide.
+    axes[0].get_legend().remove()
+    axes[1].legend(title="mode", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     footnote(fig, "probe")
 
 
