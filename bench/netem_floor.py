@@ -65,8 +65,8 @@ def router(d: Path, ping: str) -> list:
     (d / "deployment.xml").write_text(
         f"<?xml version='1.0'?>\n<platform version=\"4.1\">\n{actors}</platform>\n")
     r = subprocess.run([sys.executable, "-m", "tansiv.cli", "netem", d / "platform.xml",
-                        d / "deployment.xml", "--out", d / "run", "--where", "router", "--main", "10.0.0.1",
-                        "--timeout", "120"], capture_output=True, text=True)
+                        d / "deployment.xml", "--out", d / "run", "--where", "router",
+                        "--main", "10.0.0.1", "--timeout", "120"], capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"tansiv netem failed:\n{r.stderr}")
     return rtts(d / "run" / "participants" / "10.0.0.1.log")

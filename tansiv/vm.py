@@ -121,16 +121,21 @@ def kernel_cmdline(spec: VMSpec) -> str:
     return " ".join(parts)
 
 
+def _machine(qemu: Path, memory_mb: int, kernel: Path, initrd: Path) -> list:
+    """Every VM's start: one vCPU on a PC, no default devices, the console on stdout."""
+    return [str(qemu / "bin" / "qemu-system-x86_64"),
+            "-M", "pc", "-m", str(memory_mb), "-smp", "1",
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-L", str(qemu / "share" / "qemu"),
+            "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
+            "-kernel", str(kernel), "-initrd", str(initrd)]
+
+
 def qemu_command(spec: VMSpec, qemu: Path, image) -> list:
     """QEMU's command line; image is an images.GuestImage (initramfs) or, for the debian
     image, an images.DebianImage (the overlay and seed are made in spec.workdir)."""
     spec.check()
-    cmd = [str(qemu / "bin" / "qemu-system-x86_64"),
-           "-M", "pc", "-m", str(spec.memory_mb), "-smp", "1",
-           "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-           "-L", str(qemu / "share" / "qemu"),
-           "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
-           "-kernel", str(image.kernel), "-initrd", str(image.initrd)]
+    cmd = _machine(qemu, spec.memory_mb, image.kernel, image.initrd)
     icount = ICOUNT
     if spec.image == "debian":
         cmd += _debian_disks(spec, image)
@@ -166,14 +171,11 @@ def dgram_netdev(ident: str, local: str, remote: str) -> str:
 def router_command(qemu: Path, image, initrd: Path, links) -> list:
     """The netem router's QEMU (plain TCG, real time, like the baseline's guests): one e1000
     per link, links: [(local, remote)] socket paths; port k has MAC 52:54:00:fe:00:k."""
-    cmd = [str(qemu / "bin" / "qemu-system-x86_64"),
-           "-M", "pc", "-m", "256", "-smp", "1",
-           "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-           "-L", str(qemu / "share" / "qemu"),
-           "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
-           "-kernel", str(image.kernel), "-initrd", str(initrd), "-rtc", f"base={RTC_BASE}",
-           "-append", "console=ttyS0 quiet loglevel=3 panic=-1 ipv6.disable=1 "
-                      f"tansiv.ports={len(links)}"]
+    cmd = _machine(qemu, 256, image.kernel, initrd) + [
+        "-rtc", f"base={RTC_BASE}",
+        # No IPv6: the bridge would send its own chatter to the guests.
+        "-append", "console=ttyS0 quiet loglevel=3 panic=-1 ipv6.disable=1 "
+                   f"tansiv.ports={len(links)}"]
     for k, (local, remote) in enumerate(links):
         cmd += ["-netdev", dgram_netdev(f"p{k}", local, remote),
                 "-device", f"e1000,netdev=p{k},mac=52:54:00:fe:00:{k:02x},romfile="]
