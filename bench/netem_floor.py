@@ -18,18 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tansiv import metrics, vm
-
-PLATFORM = """<?xml version='1.0'?>
-<!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">
-<platform version="4.1">
-  <zone id="z" routing="Full">
-    <host id="h1" speed="1Gf"/> <host id="h2" speed="1Gf"/>
-    <link id="l" bandwidth="125MBps" latency="0"/>
-    <route src="h1" dst="h2"><link_ctn id="l"/></route>
-  </zone>
-</platform>
-"""
+from tansiv import metrics, topology, vm
 
 
 def rtts(log: Path) -> list:
@@ -57,9 +46,11 @@ def direct(d: Path, ping: str) -> list:
 
 
 def router(d: Path, ping: str) -> list:
-    (d / "platform.xml").write_text(PLATFORM)
+    # Two hosts on a star with no latency: netem delays nothing, the router still forwards.
+    (d / "platform.xml").write_text(topology.platform("star", 2, 0.0, 125e6))
+    h = topology.hosts(2)
     actors = "".join(
-        f'<actor host="h{k}" function="vsg_vm"><argument value="10.0.0.{k}"/>'
+        f'<actor host="{h[k - 1]}" function="vsg_vm"><argument value="10.0.0.{k}"/>'
         f'<argument value="tansiv-vm"/><argument value="--cmd"/><argument value="{cmd}"/>'
         f'</actor>\n' for k, cmd in ((1, ping), (2, "sleep 600")))
     (d / "deployment.xml").write_text(
