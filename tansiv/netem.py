@@ -55,6 +55,11 @@ def shaping_commands(vms, net, dev_of) -> list:
     return cmds
 
 
+def shell_script(commands) -> str:
+    """The commands (argv lists) as a shell script, one per line."""
+    return "".join(shlex.join(c) + "\n" for c in commands)
+
+
 def _ip(*args, check=True):
     r = subprocess.run(["ip", *args], capture_output=True, text=True)
     if check and r.returncode != 0:
@@ -160,7 +165,7 @@ class RouterNetwork:
         self.dir = Path(tempfile.mkdtemp(prefix="tsv-netem-"))
         try:
             image = images.router()
-            script = "".join(shlex.join(c) + "\n" for c in self.commands).encode()
+            script = shell_script(self.commands).encode()
             base = image.initrd.read_bytes()
             # The kernel unpacks concatenated archives; the appended one must start 4-aligned.
             initrd = self.dir / "router.initrd"
@@ -224,8 +229,7 @@ def run(deployment, net, rundir, main=(), timeout_s: float = 600.0, where: str =
     vms = [(a.address, a.host) for a in deployment.actors]
     network = (NamespaceNetwork(vms, net) if where == "namespace"
                else RouterNetwork(vms, net, rundir.path / "netem-router.log"))
-    (rundir.path / "netem-shaping.sh").write_text(
-        "".join(shlex.join(c) + "\n" for c in network.commands))
+    (rundir.path / "netem-shaping.sh").write_text(shell_script(network.commands))
     procs = []
     with network:
         for k, a in enumerate(deployment.actors):
