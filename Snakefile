@@ -3,21 +3,18 @@
 #   snakemake --cores all                       the default sweep
 #   snakemake --cores all --configfile config/paper.yaml
 #   snakemake --report results/report.html      the figures, with captions
-#   snakemake --cores all --sdm apptainer       every job inside images/tansiv.def's image
+#   snakemake --cores all --sdm apptainer       every job inside images/container's image
 #   snakemake --profile profiles/slurm          on a SLURM cluster
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
 
 # The default sweep, unless --configfile gave another (which would otherwise be merged into
-# it); --config KEY=VALUE overrides either.
+# it); --config KEY=VALUE overrides either. The configuration is checked in common.smk.
 if "sweeps" not in config:
 
     configfile: "config/config.yaml"
-
-
-validate(config, "config/schema.yaml")
 
 
 include: "workflow/rules/common.smk"

@@ -76,7 +76,7 @@ cmake --install build >/dev/null
 
 if [ -z "${TANSIV_SKIP_APPTAINER:-}" ] && [ -z "${TANSIV_SKIP_APT:-}" ]; then
   # Optional: the pipeline runs natively without it.
-  if $SUDO images/install-apptainer.sh 2> .apptainer-install.log; then
+  if $SUDO images/container/install-apptainer.sh 2> .apptainer-install.log; then
     say "Apptainer: $(apptainer --version)"
   else
     say "Apptainer: not available on this machine ($(tail -n1 .apptainer-install.log)); the"

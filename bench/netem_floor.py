@@ -18,7 +18,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tansiv import metrics, topology, vm
+from benchlib import actor
+
+from tansiv import paths
+from tansiv.experiments import metrics, topology
+from tansiv.run import deployment
+from tansiv.vm import build
 
 
 def rtts(log: Path) -> list:
@@ -26,38 +31,33 @@ def rtts(log: Path) -> list:
             if e.get("event") == "rtt" and not e.get("warmup")]
 
 
-def direct(d: Path, ping: str) -> list:
-    launcher = Path(sys.executable).parent / "tansiv-vm"
+def direct(d: Path, ping: str, env: dict) -> list:
+    launcher = paths.bindir() / "tansiv-vm"
     a, b = str(d / "a.sock"), str(d / "b.sock")
     common = ["--mode", "netem", "--peers", "10.0.0.1,10.0.0.2"]
     with open(d / "peer.log", "w") as peer_log:
         peer = subprocess.Popen([launcher, *common, "--address", "10.0.0.2", "--dgram",
                                  f"{b},{a}", "--cmd", "sleep 600"], stdout=peer_log,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, env=env)
         try:
             with open(d / "pinger.log", "w") as log:
                 subprocess.run([launcher, *common, "--address", "10.0.0.1", "--dgram",
                                 f"{a},{b}", "--cmd", ping], stdout=log,
-                               stderr=subprocess.STDOUT, timeout=600, check=True)
+                               stderr=subprocess.STDOUT, timeout=600, check=True, env=env)
         finally:
             peer.kill()
             peer.wait()
     return rtts(d / "pinger.log")
 
 
-def router(d: Path, ping: str) -> list:
+def router(d: Path, ping: str, env: dict) -> list:
     # Two hosts on a star with no latency: netem delays nothing, the router still forwards.
-    (d / "platform.xml").write_text(topology.platform("star", 2, 0.0, 125e6))
-    h = topology.hosts(2)
-    actors = "".join(
-        f'<actor host="{h[k - 1]}" function="vsg_vm"><argument value="10.0.0.{k}"/>'
-        f'<argument value="tansiv-vm"/><argument value="--cmd"/><argument value="{cmd}"/>'
-        f'</actor>\n' for k, cmd in ((1, ping), (2, "sleep 600")))
-    (d / "deployment.xml").write_text(
-        f"<?xml version='1.0'?>\n<platform version=\"4.1\">\n{actors}</platform>\n")
-    r = subprocess.run([sys.executable, "-m", "tansiv.cli", "netem", d / "platform.xml",
-                        d / "deployment.xml", "--out", d / "run", "--where", "router",
-                        "--main", "10.0.0.1", "--timeout", "120"], capture_output=True, text=True)
+    plat = topology.write(d / "platform.xml", "star", 2, 0.0, 125e6)
+    dep = deployment.write(d / "deployment.xml", [actor(0, "tansiv-vm", "--cmd", ping),
+                                                   actor(1, "tansiv-vm", "--cmd", "sleep 600")])
+    r = subprocess.run([sys.executable, "-m", "tansiv.cli", "netem", plat, dep, "--out",
+                        d / "run", "--where", "router", "--main", "10.0.0.1", "--timeout", "120"],
+                       capture_output=True, text=True, env=env)
     if r.returncode != 0:
         sys.exit(f"tansiv netem failed:\n{r.stderr}")
     return rtts(d / "run" / "participants" / "10.0.0.1.log")
@@ -74,13 +74,13 @@ def main() -> None:
     ap.add_argument("--pings", type=int, default=20)
     ap.add_argument("--interval-ms", type=int, default=20)
     args = ap.parse_args()
-    os.environ.update(vm.prepare(router=True))
+    env = dict(os.environ, **build.prepare(router=True).env())
     ping = f"tping -c {args.pings} -i {args.interval_ms} -w 2 10.0.0.2"
     with tempfile.TemporaryDirectory(prefix="tansiv-bench-") as tmp:
         for name, measure in (("direct link", direct), ("netem router, no delay", router)):
             d = Path(tmp) / name.split()[0]
             d.mkdir()
-            print(describe(name, measure(d, ping)), flush=True)
+            print(describe(name, measure(d, ping, env)), flush=True)
 
 
 if __name__ == "__main__":

@@ -16,44 +16,21 @@ one `tansiv run`; prints rounds per second and the wall time of a round split in
 """
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from benchlib import Table, actor, run
+
 from tansiv import paths
 from tansiv.cli import seconds
-
-PLATFORM = """<?xml version='1.0'?>
-<!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">
-<platform version="4.1">
-  <cluster id="c" prefix="h" suffix="" radical="1-{n}" speed="1Gf" bw="125MBps" lat="50us"/>
-</platform>
-"""
+from tansiv.experiments.topology import address
 
 
-def deployment(n: int, until_us: int) -> str:
-    idle = paths.libexecdir() / "tests" / "idle"
-    actors = "".join(
-        f'  <actor host="h{k}" function="vsg_vm"><argument value="10.0.{k // 256}.{k % 256}"/>'
-        f'<argument value="{idle}"/><argument value="-n"/>'
-        f'<argument value="10.0.{k // 256}.{k % 256}"/><argument value="--"/>'
-        f'<argument value="{until_us}"/></actor>\n' for k in range(1, n + 1))
-    return f"<?xml version='1.0'?>\n<platform version=\"4.1\">\n{actors}</platform>\n"
-
-
-def run(n: int, lookahead: float, duration: float, workdir: Path) -> dict:
-    d = workdir / f"n{n}"
-    d.mkdir()
-    (d / "platform.xml").write_text(PLATFORM.format(n=n))
-    (d / "deployment.xml").write_text(deployment(n, int(duration * 1e6)))
-    r = subprocess.run([sys.executable, "-m", "tansiv.cli", "run", d / "platform.xml",
-                        d / "deployment.xml", "--force", str(lookahead), "--out", d / "run",
-                        "--quiet", "--log-level", "warning"], capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"tansiv run failed for {n} participants:\n{r.stderr}")
-    return json.loads((d / "run" / "run.json").read_text())
+def idle_run(n: int, lookahead: float, duration: float, workdir: Path):
+    idle = str(paths.libexecdir() / "tests" / "idle")
+    actors = [actor(k, idle, "-n", address(k), "--", str(int(duration * 1e6))) for k in range(n)]
+    # Routes of 100 us; the lookahead is forced.
+    return run(workdir / f"n{n}", actors, 100e-6, "--force", lookahead)
 
 
 def main() -> None:
@@ -65,21 +42,16 @@ def main() -> None:
 
     print(f"idle participants, lookahead {args.lookahead * 1e6:g} us, "
           f"{args.duration:g} s simulated each")
-    head = (f"{'N':>4} {'rounds':>7} {'rounds/s':>9} {'us/round':>9} {'hub':>7} {'(cpu)':>7} "
-            f"{'wait':>8} "
-            f"{'python':>7} {'simgrid':>8} {'sim s/wall s':>13}")
-    print(head)
-    print("-" * len(head))
+    table = Table(("N", 4), ("rounds", 7), ("rounds/s", 9), ("us/round", 9), ("hub", 7),
+                  ("(cpu)", 7), ("wait", 8), ("python", 7), ("simgrid", 8), ("sim s/wall s", 13))
     with tempfile.TemporaryDirectory(prefix="tansiv-bench-") as tmp:
         for n in args.participants:
-            info = run(n, args.lookahead, args.duration, Path(tmp))
-            rounds = info["rounds"]
-            split = {k: v / rounds / 1e3 for k, v in info["time_split_ns"].items()}
-            per_round = info["wall_s"] / rounds * 1e6
-            print(f"{n:>4} {rounds:>7} {rounds / info['wall_s']:>9.0f} {per_round:>9.1f} "
-                  f"{split['hub_busy']:>7.1f} {split['hub_cpu']:>7.1f} {split['hub_wait']:>8.1f} "
-                  f"{split['python']:>7.1f} "
-                  f"{split['simgrid']:>8.1f} {info['simulated_s_per_wall_s']:>13.3f}")
+            info = idle_run(n, args.lookahead, args.duration, Path(tmp))
+            split = {k: f"{v / info.rounds / 1e3:.1f}" for k, v in info.time_split_ns.items()}
+            table.row(n, info.rounds, f"{info.rounds / info.wall_s:.0f}",
+                      f"{info.wall_s / info.rounds * 1e6:.1f}", split["hub_busy"],
+                      split["hub_cpu"], split["hub_wait"], split["python"], split["simgrid"],
+                      f"{info.simulated_s_per_wall_s:.3f}")
     print("(hub, cpu, wait, python, simgrid: microseconds per round)")
 
 

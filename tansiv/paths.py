@@ -1,5 +1,6 @@
-"""Where the installed C core is: the prefix the build installed into (by default the virtual
-environment tansiv runs in; TANSIV_PREFIX overrides it)."""
+"""Where things are: the prefix the C core is installed into (by default the virtual
+environment tansiv runs in; TANSIV_PREFIX overrides it), the source tree, and the cache of
+long builds (QEMU, guest images, containers: TANSIV_CACHE, default ~/.cache/tansiv)."""
 
 import os
 import sys
@@ -18,6 +19,10 @@ def python() -> Path:
     return prefix() / "bin" / "python"
 
 
+def bindir() -> Path:
+    return prefix() / "bin"
+
+
 def libdir() -> Path:
     return prefix() / "lib"
 
@@ -33,6 +38,10 @@ def libexecdir() -> Path:
 def source_dir() -> Path:
     """The repository tansiv runs from (the package is installed in place)."""
     return Path(__file__).resolve().parent.parent
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TANSIV_CACHE", Path.home() / ".cache" / "tansiv"))
 
 
 def native(path: Path) -> Path:

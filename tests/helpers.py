@@ -10,8 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tansiv import paths, protocol
-from tansiv.hub import addr_to_str, str_to_addr
+from tansiv import paths, units
+from tansiv.experiments import topology
+from tansiv.run import deployment, protocol
+from tansiv.run.deployment import Actor
+from tansiv.run.hub import addr_to_str, str_to_addr
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS_BIN = paths.libexecdir() / "tests"
@@ -19,18 +22,20 @@ TANSIV = [sys.executable, "-m", "tansiv.cli"]
 
 
 def two_hosts(path: Path, latency: str, bandwidth: str = "125MBps") -> Path:
-    """A platform of two hosts, h1 and h2, joined by one link."""
-    path.write_text(f"""<?xml version='1.0'?>
-<!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">
-<platform version="4.1">
-  <zone id="z" routing="Full">
-    <host id="h1" speed="1Gf"/> <host id="h2" speed="1Gf"/>
-    <link id="l" bandwidth="{bandwidth}" latency="{latency}"/>
-    <route src="h1" dst="h2"><link_ctn id="l"/></route>
-  </zone>
-</platform>
-""")
-    return path
+    """A platform of two hosts, h1 and h2, whose route has this latency and bandwidth."""
+    return topology.write(path, "star", 2, units.duration(latency), units.bandwidth(bandwidth))
+
+
+def actor(host, address, program, *args) -> Actor:
+    return Actor(host, address, str(program), [str(a) for a in args])
+
+
+def vm(host, address, cmd) -> Actor:
+    return actor(host, address, "tansiv-vm", "--cmd", cmd)
+
+
+def write_deployment(path: Path, *actors) -> Path:
+    return deployment.write(path, actors)
 
 
 class Peer:

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from helpers import Driver, Peer, client_init
-from tansiv import protocol
-from tansiv.hub import str_to_addr
+from tansiv.run import protocol
+from tansiv.run.hub import str_to_addr
 
 US = 1000
 MS = 1000 * US

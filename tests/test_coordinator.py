@@ -7,23 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, TESTS_BIN, median, read_jsonl, rtts_us, tansiv, two_hosts
+from helpers import (REPO, TESTS_BIN, actor, median, read_jsonl, rtts_us, tansiv, two_hosts,
+                     write_deployment as deployment)
+from tansiv.run.deployment import HEADER
 
 EXAMPLES = REPO / "examples"
 ZONES = REPO / "tests" / "data" / "zones3.xml"
 CLUSTER = EXAMPLES / "pingpong" / "platform.xml"
-
-
-def actor(host, *args):
-    """An actor's XML: args are its address, its program, then the program's arguments."""
-    argv = "".join(f'    <argument value="{a}"/>\n' for a in args)
-    return f'  <actor host="{host}" function="vsg_vm">\n{argv}  </actor>\n'
-
-
-def deployment(path: Path, *actors) -> Path:
-    path.write_text("<?xml version='1.0'?>\n<platform version=\"4.1\">\n" + "".join(actors)
-                    + "</platform>\n")
-    return path
 
 
 def pingpong(host, address, role, peer, count, size=None):
@@ -223,7 +213,7 @@ def expect_error(tmp_path, platform, deploy, *needles, extra=()):
 def test_unknown_host(tmp_path):
     d = deployment(tmp_path / "d.xml", actor("a1", "10.1.0.1", "pingpong"),
                    actor("nowhere", "10.1.0.2", "pingpong"))
-    expect_error(tmp_path, ZONES, d, f"{d}:7: unknown host 'nowhere'", "a1, a2, b1, c1")
+    expect_error(tmp_path, ZONES, d, f"{d}:5: unknown host 'nowhere'", "a1, a2, b1, c1")
 
 
 def test_unparsable_platform(tmp_path):
@@ -256,18 +246,22 @@ def test_unparsable_deployment(tmp_path):
 
 @pytest.mark.parametrize("actors,message", [
     ([actor("a1", "10.1.0.1", "no-such-program"), actor("a2", "10.1.0.2", "pingpong")],
-     ":3: program 'no-such-program' of 10.1.0.1 not found"),
+     ":4: program 'no-such-program' of 10.1.0.1 not found"),
     ([actor("a1", "10.1.0.1", "./missing/prog"), actor("a2", "10.1.0.2", "pingpong")],
-     ":3: program './missing/prog' of 10.1.0.1 not found"),
-    ([actor("a1", "ten.one", "pingpong")], ":3: first argument 'ten.one' is not an IPv4"),
-    ([actor("a1", "10.1.0.1")], ":3: an actor needs at least two arguments"),
+     ":4: program './missing/prog' of 10.1.0.1 not found"),
+    ([actor("a1", "ten.one", "pingpong")], ":4: first argument 'ten.one' is not an IPv4"),
+    (['  <actor host="a1" function="vsg_vm"><argument value="10.1.0.1"/></actor>\n'],
+     ":4: an actor needs at least two arguments"),
     ([actor("a1", "10.1.0.1", "pingpong"), actor("a2", "10.1.0.1", "pingpong")],
-     ":7: address 10.1.0.1 is already used at line 3"),
-    (['  <actor host="a1" function="sender"/>\n'], ":3: actor function 'sender'"),
+     ":5: address 10.1.0.1 is already used at line 4"),
+    (['  <actor host="a1" function="sender"/>\n'], ":4: actor function 'sender'"),
     ([], "no <actor function=\"vsg_vm\">"),
 ])
 def test_bad_deployment(tmp_path, actors, message):
-    d = deployment(tmp_path / "d.xml", *actors)
+    """Actors, or raw XML for what the writer would not write."""
+    d = tmp_path / "d.xml"
+    d.write_text(HEADER + "".join(a if isinstance(a, str) else a.xml() for a in actors)
+                 + "</platform>\n")
     expect_error(tmp_path, ZONES, d, str(d) + message if message.startswith(":") else message)
 
 

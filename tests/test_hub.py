@@ -4,8 +4,8 @@ import socket
 
 import pytest
 
-from tansiv import protocol
-from tansiv.hub import FAILED, JOINED, LEFT, Hub, HubError, str_to_addr
+from tansiv.run import protocol
+from tansiv.run.hub import FAILED, JOINED, LEFT, Hub, HubError, str_to_addr
 
 MS = 1_000_000
 

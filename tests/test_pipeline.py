@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from helpers import REPO
-from tansiv import sweep
+from tansiv.experiments import sweep
 
 SNAKEMAKE = [str(Path(sys.executable).parent / "snakemake")]
 DATA = REPO / "tests" / "data"
@@ -177,7 +177,7 @@ def test_apptainer_gives_the_native_results(tmp_path):
     """The tiny sweep natively, then with every job in the container (its build rules run
     natively first, as the README says): the VM experiment's round trips are the same, to the
     nanosecond."""
-    check = subprocess.run([REPO / "images" / "install-apptainer.sh", "--check"],
+    check = subprocess.run([REPO / "images" / "container" / "install-apptainer.sh", "--check"],
                            capture_output=True, text=True)
     if check.returncode != 0:
         why = (check.stderr.strip().splitlines() or ["not installed"])[-1]

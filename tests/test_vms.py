@@ -11,29 +11,28 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, read_jsonl, tansiv, two_hosts
-from tansiv import metrics, netem, vm
+from helpers import REPO, read_jsonl, tansiv, two_hosts, vm, write_deployment
 from tansiv.errors import TansivError
+from tansiv.experiments import metrics
+from tansiv.run.record import RunRecord
+from tansiv.vm import build, launcher, netem
 
 BOOT_S = 5  # virtual seconds until a guest is ready, with margin (measured: 4.2)
 
 
 @pytest.fixture(scope="module")
 def prepared():
-    """QEMU, the guest image and the netem router's (built by setup.sh; cached)."""
-    env = vm.prepare(router=True)
-    os.environ.update(env)
-    return env
+    """QEMU, the guest image and the netem router's (built by setup.sh; cached), handed down
+    to the tansiv commands the tests run, as the pipeline's build rules do."""
+    vms = build.prepare(router=True)
+    os.environ.update(vms.env())
+    return vms
 
 
 def two_vms(tmp_path: Path, latency: str, cmd1: str, cmd2: str = "sleep 1000"):
     p = two_hosts(tmp_path / "platform.xml", latency)
-    actors = "".join(
-        f'  <actor host="h{k}" function="vsg_vm"><argument value="10.0.0.{k}"/>'
-        f'<argument value="tansiv-vm"/><argument value="--cmd"/><argument value="{cmd}"/>'
-        f'</actor>\n' for k, cmd in ((1, cmd1), (2, cmd2)))
-    d = tmp_path / "deployment.xml"
-    d.write_text(f"<?xml version='1.0'?>\n<platform version=\"4.1\">\n{actors}</platform>\n")
+    d = write_deployment(tmp_path / "deployment.xml", vm("h1", "10.0.0.1", cmd1),
+                         vm("h2", "10.0.0.2", cmd2))
     return p, d
 
 
@@ -85,7 +84,7 @@ def test_every_frame_is_delivered_when_simgrid_completes_it(ping_runs):
 def test_vm_runs_are_deterministic(ping_runs):
     """No wall-clock input reaches a guest: the same run gives the same guest output."""
     def rtts(run):
-        return [r["rtt_ns"] for r in metrics.rtt_rows(run)]
+        return [r["rtt_ns"] for r in metrics.rtt_rows(RunRecord.load(run))]
     assert rtts(ping_runs["1ms"]) == rtts(ping_runs["1ms-again"])
     assert len(rtts(ping_runs["1ms"])) == PINGS + 1
 
@@ -115,14 +114,13 @@ def test_probe_under_tansiv_sees_no_more_than_the_uncoupled_guest(prepared, tmp_
     held = next(x["held_s"] for x in info["participants"] if x["name"] == "10.0.0.1")
     assert held >= 0.1, f"the coordinator held the VM only {held} s"
 
-    # The same guest alone: same command line, no coordinator, a NIC leading nowhere.
-    alone_log = tmp_path / "alone.log"
-    with open(alone_log, "w") as f:
-        r = subprocess.run([Path(sys.executable).parent / "tansiv-vm", "--mode", "none",
-                            "--address", "10.0.0.1", "--peers", "10.0.0.1,10.0.0.2",
-                            "--cmd", PROBE], stdout=f, stderr=subprocess.STDOUT, timeout=300)
-    assert r.returncode == 0, alone_log.read_text()
-    alone = probe_result(alone_log)
+    # The same guest alone (mode none): same command line, no coordinator, a NIC leading
+    # nowhere; the other VM is not started.
+    r = tansiv("alone", p, d, "--out", tmp_path / "alone", "--main", "10.0.0.1", timeout=300)
+    assert r.returncode == 0, r.stderr
+    record = RunRecord.load(tmp_path / "alone")
+    assert record.mode == "none" and [x.name for x in record.participants] == ["10.0.0.1"]
+    alone = probe_result(tmp_path / "alone" / "participants" / "10.0.0.1.log")
     print(f"held {held:.3f} s; coupled {json.dumps(coupled)}; alone {json.dumps(alone)}")
     for clock in ("monotonic", "realtime", "tsc"):
         assert coupled[clock]["max_gap_ns"] <= 1.1 * alone[clock]["max_gap_ns"], clock
@@ -194,7 +192,7 @@ def test_sigterm_ends_the_run_and_reports_it(prepared, tmp_path):
 # ---- the QEMU build, the example, the baseline ------------------------------------------------
 
 def test_qemu_build_is_cached(prepared):
-    qemu = Path(prepared["TANSIV_QEMU_DIR"])
+    qemu = prepared.qemu
     before = (qemu / "build.log").stat().st_mtime_ns
     r = subprocess.run([REPO / "csrc" / "qemu" / "build-qemu.sh"], capture_output=True,
                        text=True, timeout=120)
@@ -241,9 +239,9 @@ def test_netem_router_failure_is_reported(prepared, tmp_path, monkeypatch):
     """A router that cannot start (here: a port it cannot shape) is an error that quotes its
     console, whose log stays; its QEMU and sockets are gone."""
     monkeypatch.setattr(netem, "shaping_commands",
-                        lambda vms, net, dev_of: [["tc", "qdisc", "add", "dev", "nosuchport",
-                                                   "root", "netem"]])
-    router = netem.RouterNetwork([("10.0.0.1", "h1"), ("10.0.0.2", "h2")], None,
+                        lambda vms, table, dev_of: [["tc", "qdisc", "add", "dev", "nosuchport",
+                                                     "root", "netem"]])
+    router = netem.RouterNetwork(["10.0.0.1", "10.0.0.2"], None, prepared,
                                  tmp_path / "router.log")
     with pytest.raises(TansivError, match="router failed to start"):
         with router:
@@ -257,13 +255,13 @@ def test_netem_router_failure_is_reported(prepared, tmp_path, monkeypatch):
 def test_debian_image_is_reachable_over_ssh(prepared, tmp_path):
     """debootstrap image (cached), overlay, cloud-init seed: SSH through the management
     network answers, with the hostname and the simulated network's address cloud-init set."""
-    port = vm.free_port()
+    port = launcher.free_port()
     log = open(tmp_path / "console.log", "w")
     qemu = subprocess.Popen([Path(sys.executable).parent / "tansiv-vm", "--image", "debian",
                              "--mode", "none", "--address", "10.0.0.7", "--name", "deb7",
                              "--ssh-port", str(port), "--workdir", tmp_path / "vm"],
                             stdout=log, stderr=subprocess.STDOUT)
-    key = str(vm.default_ssh_key()).removesuffix(".pub")
+    key = str(launcher.default_ssh_key()).removesuffix(".pub")
     ssh = ["ssh", "-q", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
            "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-p", str(port), "-i", key,
            "root@127.0.0.1", "hostname; ip -4 -o addr show; cloud-init status"]

@@ -19,10 +19,10 @@ static double now_ns(void)
 
 int main(int argc, char *argv[])
 {
-    const char *const *args;
+    struct vsg_program_args args;
     struct vsg_context *ctx =
-        start_participant(argc, argv, 1, "gtod SOCKET [vsg options] -- CALLS", &args);
-    long calls = atol(args[0]);
+        vsg_program_join(argc, argv, "gtod SOCKET [vsg options] -- CALLS", 1, NULL, &args);
+    long calls = atol(args.argv[0]);
     if (calls <= 0) {
         fprintf(stderr, "gtod: CALLS must be > 0\n");
         return 2;

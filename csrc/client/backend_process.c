@@ -3,7 +3,7 @@
  * A POSIX timer sends TSV_SIGNAL to the thread that called vsg_start when the clock reaches
  * the deadline; its handler synchronizes with the coordinator, so that thread is held for as
  * long as the coordinator holds the simulation, and the time it was held is then subtracted
- * from the clock (see tsv_session_deadline). */
+ * from the clock (see synchronize() in session.c). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -59,10 +59,7 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
     if (si->si_code != SI_TIMER || !ctx)
         return;
     int saved_errno = errno;
-    tsv_spin_lock(&ctx->lock);
-    int n = tsv_session_deadline(ctx);
-    tsv_spin_unlock(&ctx->lock);
-    tsv_session_notify(ctx, n > 0 ? n : 0);
+    tsv_session_deadline(ctx);
     errno = saved_errno;
 }
 
@@ -144,6 +141,8 @@ static void leave(struct vsg_context *ctx, struct tsv_guard *guard)
     pthread_sigmask(SIG_SETMASK, &guard->mask, NULL);
 }
 
+/* Mirrors the table of backend_qemu.c field for field, on purpose: a back end is this table
+ * of its own functions; the logic both need is in session.c. */
 const struct tsv_backend tsv_default_backend = {
     .name = "process",
     .role = TSV_ROLE_PROCESS,

@@ -101,11 +101,10 @@ int tsv_session_start(struct vsg_context *ctx);
 uint64_t tsv_session_now(struct vsg_context *ctx);
 /* Virtual time of the back end's clock, not clamped. */
 uint64_t tsv_session_raw_now(struct vsg_context *ctx);
-/* To be called by the back end, inside enter/leave, when virtual time reached the deadline
- * (a call before that is ignored). Blocks while the coordinator holds the simulation.
- * Returns the number of messages delivered (the state is ENDED if END came), or -1 when the
- * coordinator went away or broke the protocol (ctx->lost is set). */
-int tsv_session_deadline(struct vsg_context *ctx);
+/* To be called by the back end, outside enter/leave, when its clock reached the deadline (an
+ * early call is ignored): synchronizes with the coordinator, blocking while it holds the
+ * simulation, then runs the callbacks owed (tsv_session_notify). */
+void tsv_session_deadline(struct vsg_context *ctx);
 /* Callbacks owed after a synchronization that delivered n messages, and the back end's
  * on_end once the session is over; outside the lock. */
 void tsv_session_notify(struct vsg_context *ctx, int n);

@@ -8,22 +8,15 @@
 #define _GNU_SOURCE
 #endif
 #define TSV_LOG_COMPONENT "client"
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sched.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "client-internal.h"
-#include "fdio.h"
 #include "log.h"
+#include "transport.h"
 
 void tsv_spin_lock(atomic_flag *lock)
 {
@@ -127,12 +120,8 @@ static int out_reserve(struct vsg_context *ctx, uint32_t len)
 static void out_frame(struct vsg_context *ctx, uint16_t type, uint64_t time, uint32_t dst,
                       const void *payload, uint32_t len)
 {
-    struct tsv_header h = {.type = type, .flags = 0, .len = len, .time = time,
-                           .src = ctx->opt.address, .dst = dst};
-    memcpy(ctx->out + ctx->out_len, &h, TSV_HEADER_SIZE);
-    if (len)
-        memcpy(ctx->out + ctx->out_len + TSV_HEADER_SIZE, payload, len);
-    ctx->out_len += TSV_HEADER_SIZE + len;
+    ctx->out_len += tsv_frame_put(ctx->out + ctx->out_len, type, time, ctx->opt.address, dst,
+                                  payload, len);
 }
 
 static int out_flush(struct vsg_context *ctx)
@@ -170,9 +159,9 @@ static int read_header(struct vsg_context *ctx, struct tsv_header *h)
             TSV_LOG(TSV_ERROR, "reading from the coordinator: %s", strerror(errno));
         return -1;
     }
-    if (h->len > TSV_MAX_PAYLOAD) {
-        TSV_LOG(TSV_ERROR, "protocol error from the coordinator: frame of type %u announces "
-                           "%u bytes (max %u)", h->type, h->len, TSV_MAX_PAYLOAD);
+    char why[96];
+    if (tsv_header_check(h, why, sizeof(why))) {
+        TSV_LOG(TSV_ERROR, "protocol error from the coordinator: %s", why);
         return -1;
     }
     return 0;
@@ -205,73 +194,17 @@ static int receive_delivery(struct vsg_context *ctx, const struct tsv_header *h)
 
 /* ---- connection and start ----------------------------------------------------------------- */
 
-static int connect_tcp(const char *spec)
-{
-    char host[256];
-    const char *colon = strrchr(spec, ':');
-    if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(host)) {
-        TSV_LOG(TSV_ERROR, "bad TCP address 'tcp:%s': expected tcp:HOST:PORT", spec);
-        errno = EINVAL;
-        return -1;
-    }
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *ai;
-    int rc = getaddrinfo(host, colon + 1, &hints, &res);
-    if (rc) {
-        TSV_LOG(TSV_ERROR, "cannot resolve 'tcp:%s': %s", spec, gai_strerror(rc));
-        errno = EHOSTUNREACH;
-        return -1;
-    }
-    int fd = -1;
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0)
-            continue;
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd >= 0) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    return fd;
-}
-
-static int connect_unix(const char *path)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        TSV_LOG(TSV_ERROR, "socket path too long (max %zu bytes): %s", sizeof(sa.sun_path) - 1,
-                path);
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
-}
-
 int tsv_session_connect(struct vsg_context *ctx)
 {
-    const char *spec = ctx->opt.socket;
-    int fd = strncmp(spec, "tcp:", 4) == 0 ? connect_tcp(spec + 4) : connect_unix(spec);
+    const char *address = ctx->opt.socket;
+    char why[256];
+    int fd = tsv_connect(address, why, sizeof(why));
     if (fd < 0) {
         int err = errno;
-        TSV_LOG(TSV_ERROR, "cannot connect to the coordinator at %s: %s", spec, strerror(err));
+        if (why[0])
+            TSV_LOG(TSV_ERROR, "%s", why);
+        TSV_LOG(TSV_ERROR, "cannot connect to the coordinator at %s: %s", address,
+                strerror(err));
         return err;
     }
     ctx->fd = fd;
@@ -320,7 +253,11 @@ static void end_session(struct vsg_context *ctx, uint64_t at, int lost)
     atomic_store(&ctx->state, TSV_STATE_ENDED);
 }
 
-int tsv_session_deadline(struct vsg_context *ctx)
+/* Called under ctx->lock once virtual time reached the deadline (a call before that is
+ * ignored). Blocks while the coordinator holds the simulation. Returns the number of messages
+ * delivered (the state is ENDED if END came), or -1 when the coordinator went away or broke
+ * the protocol (ctx->lost is set). */
+static int synchronize(struct vsg_context *ctx)
 {
     if (atomic_load(&ctx->state) != TSV_STATE_RUNNING)
         return 0;
@@ -404,6 +341,16 @@ void tsv_session_notify(struct vsg_context *ctx, int n)
     }
 }
 
+/* Both back ends' deadline callback. The lock is taken directly, not through backend->enter:
+ * the process back end runs this in its signal handler, where the signal is already blocked. */
+void tsv_session_deadline(struct vsg_context *ctx)
+{
+    tsv_spin_lock(&ctx->lock);
+    int n = synchronize(ctx);
+    tsv_spin_unlock(&ctx->lock);
+    tsv_session_notify(ctx, n > 0 ? n : 0);
+}
+
 /* Sends at the current virtual time; first synchronizes if the deadline is already reached,
  * so that every send is stamped inside the slice it belongs to. *delivered counts messages
  * delivered by such synchronizations. */
@@ -430,7 +377,7 @@ int tsv_session_send(struct vsg_context *ctx, uint32_t dst, uint32_t len, const 
             }
             return 0;
         }
-        int n = tsv_session_deadline(ctx);
+        int n = synchronize(ctx);
         if (n < 0)
             return EPIPE;
         *delivered += n;

@@ -9,22 +9,19 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "tansiv-protocol.h"
+#include "transport.h"
 
 enum client_state {
     C_CONNECTED, /* no HELLO yet */
@@ -308,12 +305,8 @@ static int flush(struct tsv_hub *hub, struct client *c)
 static void queue_frame(struct client *c, uint16_t type, uint64_t time, uint32_t src,
                         uint32_t dst, const uint8_t *payload, uint32_t len)
 {
-    struct tsv_header h = {.type = type, .len = len, .time = time, .src = src, .dst = dst};
     buf_reserve(&c->out, TSV_HEADER_SIZE + len);
-    memcpy(c->out.data + c->out.len, &h, TSV_HEADER_SIZE);
-    if (len)
-        memcpy(c->out.data + c->out.len + TSV_HEADER_SIZE, payload, len);
-    c->out.len += TSV_HEADER_SIZE + len;
+    c->out.len += tsv_frame_put(c->out.data + c->out.len, type, time, src, dst, payload, len);
 }
 
 /* ---- incoming frames ---------------------------------------------------------------------- */
@@ -441,10 +434,10 @@ static void on_readable(struct tsv_hub *hub, struct client *c)
         hub->stats.bytes_in += (uint64_t)n;
         while (c->state != C_DEAD && c->in.len - c->in.off >= TSV_HEADER_SIZE) {
             struct tsv_header h;
+            char why[96];
             memcpy(&h, c->in.data + c->in.off, TSV_HEADER_SIZE);
-            if (h.len > TSV_MAX_PAYLOAD) {
-                fail(hub, c, "frame of type %u announces %u bytes (max %u)", h.type, h.len,
-                     TSV_MAX_PAYLOAD);
+            if (tsv_header_check(&h, why, sizeof(why))) {
+                fail(hub, c, "%s", why);
                 return;
             }
             if (c->in.len - c->in.off < TSV_HEADER_SIZE + h.len)
@@ -464,73 +457,16 @@ static void on_readable(struct tsv_hub *hub, struct client *c)
 
 /* ---- listening ---------------------------------------------------------------------------- */
 
-static int listen_unix(struct tsv_hub *hub, const char *path)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        set_error(hub, "socket path longer than %zu bytes: %s", sizeof(sa.sun_path) - 1, path);
-        return -1;
-    }
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 256) < 0) {
-        set_error(hub, "cannot listen on %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    hub->unix_path = strdup(path);
-    snprintf(hub->address, sizeof(hub->address), "%s", path);
-    return fd;
-}
-
-static int listen_tcp(struct tsv_hub *hub, const char *spec)
-{
-    char host[128];
-    const char *colon = strrchr(spec, ':');
-    if (!colon || (size_t)(colon - spec) >= sizeof(host)) {
-        set_error(hub, "bad TCP address 'tcp:%s': expected tcp:HOST:PORT", spec);
-        return -1;
-    }
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE},
-                    *res;
-    int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
-    if (rc) {
-        set_error(hub, "cannot resolve 'tcp:%s': %s", spec, gai_strerror(rc));
-        return -1;
-    }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd >= 0)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 256) < 0) {
-        set_error(hub, "cannot listen on tcp:%s: %s", spec, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(res);
-        return -1;
-    }
-    freeaddrinfo(res);
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    char ip[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &sin.sin_addr, ip, sizeof(ip));
-    snprintf(hub->address, sizeof(hub->address), "tcp:%s:%u", ip, ntohs(sin.sin_port));
-    return fd;
-}
-
 struct tsv_hub *tsv_hub_new(const char *address, char *error, size_t error_len)
 {
     struct tsv_hub *hub = calloc(1, sizeof(*hub));
     if (!hub)
         return NULL;
-    hub->listen_fd = strncmp(address, "tcp:", 4) == 0 ? listen_tcp(hub, address + 4)
-                                                      : listen_unix(hub, address);
+    hub->listen_fd = tsv_listen(address, hub->address, sizeof(hub->address), hub->error,
+                                sizeof(hub->error));
     if (hub->listen_fd >= 0) {
+        if (!tsv_is_tcp_address(address))
+            hub->unix_path = strdup(address); /* removed when the hub stops listening */
         hub->epfd = epoll_create1(EPOLL_CLOEXEC);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
         if (hub->epfd < 0 || epoll_ctl(hub->epfd, EPOLL_CTL_ADD, hub->listen_fd, &ev) < 0)
@@ -587,11 +523,9 @@ void tsv_hub_free(struct tsv_hub *hub)
 static void accept_all(struct tsv_hub *hub)
 {
     for (;;) {
-        int fd = accept4(hub->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = tsv_accept(hub->listen_fd);
         if (fd < 0)
             return;
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails on Unix: fine */
         struct client *c = calloc(1, sizeof(*c));
         if (!c)
             abort();

@@ -4,7 +4,8 @@
 #   csrc/qemu/build-qemu.sh          build if needed; print the install directory
 #
 # The result lives in $TANSIV_CACHE/qemu/<key>/ (default ~/.cache/tansiv), <key> being a hash
-# of every input: the pinned source (qemu.env), our patch and sources, the configure flags,
+# of every input: the pinned source (qemu.env), our patch and sources (tantap.c, backend_qemu.c,
+# the client library of csrc/client/sources.txt and that list), the configure flags,
 # this script, the compiler and the Debian release. A second run with the same inputs does
 # nothing. The configured tree is kept (tree-<key of source, patch and flags>), so a change to
 # our sources alone rebuilds in seconds. Source: Debian's source package of QEMU 10.0 (trixie), through the Debian mirror;
@@ -28,9 +29,20 @@ CONFIGURE_FLAGS=(
   --enable-fdt=system --enable-pixman
   --firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
 )
-# The client library, copied into QEMU's net/tantap/ (tantap.c goes to net/).
-CLIENT_FILES=(client/api.c client/session.c client/options.c client/client-internal.h client/tansiv-client.h
-              common/log.c common/log.h common/fdio.c common/fdio.h include/tansiv-protocol.h)
+# The client library, listed once for every build in csrc/client/sources.txt (paths relative to
+# csrc/; whole-line # comments). It goes with tantap.c and backend_qemu.c into QEMU's
+# net/tantap/, whose meson.build this script writes (the patch only includes that folder).
+SOURCES_LIST=$CSRC/client/sources.txt
+[ -f "$SOURCES_LIST" ] || die "$SOURCES_LIST is missing"
+mapfile -t CLIENT_FILES < <(sed -e 's/^[[:space:]]*//; s/[[:space:]]*$//; /^#/d; /^$/d' \
+                              "$SOURCES_LIST")
+for f in "${CLIENT_FILES[@]}"; do
+  [ -f "$CSRC/$f" ] || die "$SOURCES_LIST lists $f, which is not in $CSRC"
+done
+TANTAP_FILES=(tantap.c backend_qemu.c meson.build)
+for f in "${CLIENT_FILES[@]}"; do TANTAP_FILES+=("$(basename "$f")"); done
+same_name=$(printf '%s\n' "${TANTAP_FILES[@]}" | sort | uniq -d)
+[ -z "$same_name" ] || die "$SOURCES_LIST: net/tantap/ is flat, two files would be named $same_name"
 
 # What needs a fresh tree (source, patch, configure flags), and everything.
 tree_key() {
@@ -41,7 +53,7 @@ tree_key() {
   } | sha256sum | cut -c1-16
 }
 key() {
-  { tree_key; cat "$HERE/tantap.c" "$HERE/backend_qemu.c" "$0"
+  { tree_key; cat "$HERE/tantap.c" "$HERE/backend_qemu.c" "$0" "$SOURCES_LIST"
     for f in "${CLIENT_FILES[@]}"; do cat "$CSRC/$f"; done
   } | sha256sum | cut -c1-16
 }
@@ -105,6 +117,16 @@ if ! "$PYVENV/bin/python" -c 'import mesonbuild' 2>/dev/null; then
 fi
 
 # ---- build --------------------------------------------------------------------------------
+# net/tantap/meson.build: the C files of that folder, added to QEMU's system build.
+tantap_meson_build() {
+  echo "# Written by tansiv's csrc/qemu/build-qemu.sh from csrc/client/sources.txt."
+  echo "system_ss.add(files("
+  for f in "${TANTAP_FILES[@]}"; do
+    case $f in *.c) echo "  '$f',";; esac
+  done
+  echo "))"
+}
+
 TREE=$CACHE/qemu/tree-$(tree_key)
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -125,10 +147,18 @@ fi
   fi
   # Our files, copied only when they changed so that the build recompiles just those.
   install_if_changed() { cmp -s "$1" "$2" || cp "$1" "$2"; }
-  install_if_changed "$HERE/tantap.c" "$TREE/src/net/tantap.c"
-  install_if_changed "$HERE/backend_qemu.c" "$TREE/src/net/tantap/backend_qemu.c"
+  dir=$TREE/src/net/tantap
+  install_if_changed "$HERE/tantap.c" "$dir/tantap.c"
+  install_if_changed "$HERE/backend_qemu.c" "$dir/backend_qemu.c"
   for f in "${CLIENT_FILES[@]}"; do
-    install_if_changed "$CSRC/$f" "$TREE/src/net/tantap/$(basename "$f")"
+    install_if_changed "$CSRC/$f" "$dir/$(basename "$f")"
+  done
+  tantap_meson_build > "$dir/meson.build.new"
+  install_if_changed "$dir/meson.build.new" "$dir/meson.build"
+  rm "$dir/meson.build.new"
+  # A file dropped from the list goes too: a stale copy would hide the omission.
+  for f in "$dir"/*; do
+    printf '%s\n' "${TANTAP_FILES[@]}" | grep -qxF "$(basename "$f")" || rm "$f"
   done
   if [ ! -f "$TREE/.configured" ]; then
     mkdir -p "$TREE/src/build"

@@ -9,17 +9,17 @@
  * run. A frame that arrives while the NIC cannot receive (driver not ready) waits in our
  * queue for the first deadline at which it can.
  *
- * Built with the client library (session.c, options.c and backend_qemu.c for time). */
+ * Built with the client library (csrc/client/sources.txt) and backend_qemu.c for time. */
 #include "qemu/osdep.h"
-#include "clients.h"
+#include "../clients.h" /* QEMU's net/clients.h: this file is built in net/tantap/ */
 #include "net/net.h"
 #include "qapi/error.h"
 #include "qemu/error-report.h"
 #include "qemu/queue.h"
 
 #define TSV_LOG_COMPONENT "tantap"
-#include "tantap/client-internal.h" /* the client library, copied there by build-qemu.sh */
-#include "tantap/log.h"
+#include "client-internal.h" /* the client library, copied next to this file by build-qemu.sh */
+#include "log.h"
 
 #define ETH_HLEN 14
 #define ETHERTYPE_IPV4 0x0800

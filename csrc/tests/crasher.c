@@ -7,12 +7,12 @@
 
 int main(int argc, char *argv[])
 {
-    const char *const *args;
-    struct vsg_context *ctx = start_participant(
-        argc, argv, 2, "crasher SOCKET [vsg options] -- AT_US abort|exit|stop", &args);
-    long long at = atoll(args[0]), t;
-    const char *how = args[1];
-    while ((t = now_us(ctx)) < at)
+    struct vsg_program_args args;
+    struct vsg_context *ctx = vsg_program_join(
+        argc, argv, "crasher SOCKET [vsg options] -- AT_US abort|exit|stop", 2, NULL, &args);
+    long long at = atoll(args.argv[0]), t;
+    const char *how = args.argv[1];
+    while ((t = vsg_program_now_us(ctx)) < at)
         ;
     printf("crasher: %s at %lld us\n", how, t);
     fflush(stdout);

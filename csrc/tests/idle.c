@@ -9,11 +9,11 @@
 
 int main(int argc, char *argv[])
 {
-    const char *const *args;
+    struct vsg_program_args args;
     struct vsg_context *ctx =
-        start_participant(argc, argv, 1, "idle SOCKET [vsg options] -- UNTIL_US", &args);
-    long long until = atoll(args[0]);
-    for (long long left; (left = until - now_us(ctx)) > 0;) {
+        vsg_program_join(argc, argv, "idle SOCKET [vsg options] -- UNTIL_US", 1, NULL, &args);
+    long long until = atoll(args.argv[0]);
+    for (long long left; (left = until - vsg_program_now_us(ctx)) > 0;) {
         struct timespec ts = {.tv_sec = left / 1000000, .tv_nsec = (left % 1000000) * 1000};
         nanosleep(&ts, NULL); /* cut short by deadlines: the loop reads the clock again */
     }

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <tansiv-client.h>
+#include <vsg-program.h>
 
 static sem_t arrived;
 
@@ -40,39 +40,23 @@ static void wait_message(const struct vsg_context *ctx, uint8_t *buf, uint32_t *
         die("vsg_recv", rc);
 }
 
-static double now_us(const struct vsg_context *ctx)
-{
-    struct timeval tv;
-    vsg_gettimeofday(ctx, &tv, NULL);
-    return (double)tv.tv_sec * 1e6 + (double)tv.tv_usec;
-}
-
 int main(int argc, char *argv[])
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: pingpong SOCKET [vsg options] -- client|server PEER "
-                        "[COUNT [SIZE]]\n");
-        return 2;
-    }
-    /* vsg options: -a SOCKET, then ours up to "--". */
-    const char **vsg_argv = calloc((size_t)argc + 1, sizeof(*vsg_argv));
-    vsg_argv[0] = "-a";
-    vsg_argv[1] = argv[1];
-    for (int i = 2; i < argc; i++)
-        vsg_argv[i] = argv[i];
-    int next = 0;
+    struct vsg_program_args args;
     sem_init(&arrived, 0, 0);
-    struct vsg_context *ctx = vsg_init(argc, vsg_argv, &next, on_message, 0, NULL, 0);
+    struct vsg_context *ctx = vsg_program_init(
+        argc, argv, "pingpong SOCKET [vsg options] -- client|server PEER [COUNT [SIZE]]",
+        on_message, &args);
     if (!ctx)
         die("vsg_init", errno);
-    if (argc - next < 2) {
+    if (args.argc < 2) {
         fprintf(stderr, "pingpong: expected client|server PEER after --\n");
         return 2;
     }
-    const char *role = vsg_argv[next];
-    const char *peer_str = vsg_argv[next + 1];
-    int count = argc - next > 2 ? atoi(vsg_argv[next + 2]) : 10;
-    uint32_t size = argc - next > 3 ? (uint32_t)atoi(vsg_argv[next + 3]) : 1000;
+    const char *role = args.argv[0];
+    const char *peer_str = args.argv[1];
+    int count = args.argc > 2 ? atoi(args.argv[2]) : 10;
+    uint32_t size = args.argc > 3 ? (uint32_t)atoi(args.argv[3]) : 1000;
     struct in_addr peer;
     if (inet_pton(AF_INET, peer_str, &peer) != 1) {
         fprintf(stderr, "pingpong: bad peer address '%s'\n", peer_str);
@@ -88,35 +72,32 @@ int main(int argc, char *argv[])
         return 2;
     }
 
-    int rc = vsg_start(ctx, NULL);
-    if (rc)
-        die("vsg_start", rc);
+    vsg_program_start(ctx, "pingpong");
 
     uint8_t buf[MAX_PACKET_SIZE];
     for (int seq = 1; seq <= count; seq++) {
         if (is_client) {
             memset(buf, seq & 0xff, size);
-            double t0 = now_us(ctx);
-            rc = vsg_send(ctx, peer.s_addr, size, buf);
+            long long t0 = vsg_program_now_us(ctx);
+            int rc = vsg_send(ctx, peer.s_addr, size, buf);
             if (rc)
                 die("vsg_send", rc);
             uint32_t len = sizeof(buf);
             wait_message(ctx, buf, &len);
-            double t1 = now_us(ctx);
+            long long t1 = vsg_program_now_us(ctx);
             printf("{\"event\": \"rtt\", \"seq\": %d, \"size\": %u, \"peer\": \"%s\", "
-                   "\"send_us\": %.0f, \"rtt_us\": %.0f}\n",
+                   "\"send_us\": %lld, \"rtt_us\": %lld}\n",
                    seq, size, peer_str, t0, t1 - t0);
             fflush(stdout);
         } else {
             uint32_t len = sizeof(buf);
             wait_message(ctx, buf, &len);
-            rc = vsg_send(ctx, peer.s_addr, len, buf);
+            int rc = vsg_send(ctx, peer.s_addr, len, buf);
             if (rc)
                 die("vsg_send", rc);
         }
     }
     vsg_stop(ctx);
     vsg_cleanup(ctx);
-    free(vsg_argv);
     return 0;
 }

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <tansiv-client.h>
+#include <vsg-program.h>
 
 static sem_t arrived;
 
@@ -22,32 +22,20 @@ static void on_message(uintptr_t arg)
 
 int main(int argc, char *argv[])
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: send SOCKET [vsg options] -- PEER\n");
-        return 2;
-    }
-    const char **vsg_argv = calloc((size_t)argc + 1, sizeof(*vsg_argv));
-    vsg_argv[0] = "-a";
-    vsg_argv[1] = argv[1];
-    for (int i = 2; i < argc; i++)
-        vsg_argv[i] = argv[i];
-    int next = 0;
+    struct vsg_program_args args;
     sem_init(&arrived, 0, 0);
-    struct vsg_context *ctx = vsg_init(argc, vsg_argv, &next, on_message, 0, NULL, 0);
+    struct vsg_context *ctx =
+        vsg_program_init(argc, argv, "send SOCKET [vsg options] -- PEER", on_message, &args);
     struct in_addr peer;
-    if (!ctx || next >= argc || inet_pton(AF_INET, vsg_argv[next], &peer) != 1) {
+    if (!ctx || args.argc < 1 || inet_pton(AF_INET, args.argv[0], &peer) != 1) {
         fprintf(stderr, "send: expected [vsg options] -- PEER\n");
         return 2;
     }
-    int rc = vsg_start(ctx, NULL);
-    if (rc) {
-        fprintf(stderr, "send: vsg_start: %s\n", strerror(rc));
-        return 1;
-    }
+    vsg_program_start(ctx, "send");
 
     char msg[64];
     snprintf(msg, sizeof(msg), "hello from pid %d", (int)getpid());
-    rc = vsg_send(ctx, peer.s_addr, (uint32_t)strlen(msg) + 1, (const uint8_t *)msg);
+    int rc = vsg_send(ctx, peer.s_addr, (uint32_t)strlen(msg) + 1, (const uint8_t *)msg);
     if (rc) {
         fprintf(stderr, "send: vsg_send: %s\n", strerror(rc));
         return 1;
@@ -72,6 +60,5 @@ int main(int argc, char *argv[])
            (long)tv.tv_usec, buf);
     vsg_stop(ctx);
     vsg_cleanup(ctx);
-    free(vsg_argv);
     return 0;
 }

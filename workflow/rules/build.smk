@@ -6,9 +6,20 @@ PREFIX = sys.prefix
 CORE_SOURCES = sorted(
     str(p) for p in Path("csrc").rglob("*") if p.is_file() and "qemu" not in p.parts
 ) + ["examples/CMakeLists.txt", "examples/pingpong/pingpong.c", "examples/send/send.c"]
-# The modules that shape what an experiment does or measures (not sweep.py: a change of the
-# sweep changes experiments' parameters, which reruns them by itself).
-PACKAGE_SOURCES = sorted(str(p) for p in Path("tansiv").glob("*.py") if p.name != "sweep.py")
+# The client library's files QEMU's tantap is built with (one list: csrc/client/sources.txt).
+CLIENT_SOURCES = [
+    "csrc/" + line.strip()
+    for line in Path("csrc/client/sources.txt").read_text().splitlines()
+    if line.strip() and not line.lstrip().startswith("#")
+]
+# The modules that run or measure experiments. Not the sweep and configuration (a change of
+# the sweep changes experiments' parameters, which reruns them by itself), nor the figures;
+# a workload's own code is a parameter of its experiments (Workload.fingerprint).
+PACKAGE_SOURCES = sorted(
+    str(p) for p in Path("tansiv").rglob("*.py")
+    if "workloads" not in p.parts
+    and p.name not in ("sweep.py", "config.py", "figures.py")
+)
 
 
 rule core:
@@ -34,7 +45,8 @@ rule qemu:
         "csrc/qemu/tantap.patch",
         "csrc/qemu/tantap.c",
         "csrc/qemu/backend_qemu.c",
-        [s for s in CORE_SOURCES if s.startswith(("csrc/client/", "csrc/common/"))],
+        "csrc/client/sources.txt",
+        CLIENT_SOURCES,
     output:
         R + "/build/qemu.txt",
     log:
@@ -47,16 +59,14 @@ rule guest_image:
     """The default guest and the netem router (Debian kernel + initramfs; cached)."""
     input:
         R + "/build/core.stamp",
-        "images/initramfs/init",
-        "images/router/init",
-        "tansiv/images.py",
+        "images/guest/initramfs/init",
+        "images/guest/router/init",
+        "tansiv/vm/images.py",
     output:
         guest=R + "/build/image.txt",
         router=R + "/build/router.txt",
     log:
         R + "/logs/build/image.log",
     shell:
-        "{PREFIX}/bin/python -c 'from tansiv import images; print(images.initramfs().path)'"
-        " > {output.guest} 2> {log}"
-        " && {PREFIX}/bin/python -c 'from tansiv import images; print(images.router().path)'"
-        " > {output.router} 2>> {log}"
+        "{PREFIX}/bin/python -m tansiv.vm.images guest > {output.guest} 2> {log}"
+        " && {PREFIX}/bin/python -m tansiv.vm.images router > {output.router} 2>> {log}"

@@ -1,5 +1,6 @@
-# The sweep, expanded once: EXPERIMENTS maps an experiment id to its parameters. Everything
-# generated goes under R (config key `results`, default results/).
+# The configuration, checked (schema completed from tansiv's registries, then the sweep's own
+# rules), and the sweep expanded once: EXPERIMENTS maps an experiment id to its parameters.
+# Everything generated goes under R (config key `results`, default results/).
 import os
 import re
 import sys
@@ -7,42 +8,55 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from tansiv import sweep
+from tansiv import debian
 from tansiv.errors import TansivError
+from tansiv.experiments import config as checked, sweep
+from tansiv.experiments.modes import MODES
+from tansiv.experiments.workloads import WORKLOADS
+from tansiv.experiments.workloads import figures as registered_figures
+from tansiv.experiments.workloads import tables as workload_tables
 
-try:
-    sweep.check_qemu_version(config, Path("csrc/qemu/qemu.env").read_text())
-    EXPERIMENTS = sweep.expand(config)
-except TansivError as e:
-    raise WorkflowError(str(e))
 
+def _shown(path):
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def validate(config):
+    """The configuration, or a WorkflowError naming its file and key."""
+    source = ", ".join(_shown(f) for f in workflow.configfiles) or "config"
+    try:
+        checked.check(config, source)
+        sweep.check_qemu_version(config, Path("csrc/qemu/qemu.env").read_text())
+        return sweep.expand(config)
+    except TansivError as e:
+        raise WorkflowError(str(e))
+
+
+EXPERIMENTS = validate(config)
 R = config.get("results", "results").rstrip("/")
 # The environment jobs' tansiv commands run from, wherever the jobs run (in a container too).
 os.environ.setdefault("TANSIV_PREFIX", sys.prefix)
-VM_MODES = {"tansiv", "netem", "none"}
 
 
 def vm_experiment(eid):
-    return EXPERIMENTS[eid]["mode"] in VM_MODES
+    return MODES[EXPERIMENTS[eid]["mode"]].vms
 
 
-TABLES = expand(
-    R + "/tables/{name}.csv",
-    name=["experiments", "metrics", "rtt", "probe", "goodput", "speed", "gettimeofday"],
-)
-FIGURE_NAMES = ["rtt_excess", "ping_matrix", "transparency", "goodput", "speed", "gettimeofday"]
-FIGURES = expand(R + "/figures/{name}.{ext}", name=FIGURE_NAMES, ext=["png", "pdf"])
+TABLES = expand(R + "/tables/{name}.csv", name=["experiments", "metrics", *workload_tables()])
+FIGURE = registered_figures()
+FIGURES = expand(R + "/figures/{name}.{ext}", name=list(FIGURE), ext=["png", "pdf"])
 
 
 wildcard_constraints:
     id="|".join(re.escape(e) for e in EXPERIMENTS),
-    name="|".join(FIGURE_NAMES),
+    name="|".join(FIGURE),
 
 
 # ---- Apptainer (snakemake --sdm apptainer) ---------------------------------------------------
-# Every job runs in the image the `container` rule builds (images/tansiv.def). The project
-# directory is the jobs' home (Snakemake's --home); tansiv's cache (QEMU, guest images) is
-# bound at the same path, so that the paths the build rules recorded stay valid.
+# Every job runs in the image the `container` rule builds (images/container/tansiv.def). The
+# project directory is the jobs' home (Snakemake's --home); tansiv's cache (QEMU, guest
+# images) is bound at the same path, so that the paths the build rules recorded stay valid.
 SIF = R + "/build/tansiv.sif"
 USING_APPTAINER = any(
     m.name == "APPTAINER" for m in workflow.deployment_settings.deployment_method
@@ -53,7 +67,7 @@ if USING_APPTAINER:
             f"{SIF} does not exist: build the image first, natively: "
             "snakemake --cores all container"
         )
-    from tansiv.images import cache_dir
+    from tansiv.paths import cache_dir
 
     cache_dir().mkdir(parents=True, exist_ok=True)
     # Jobs see the project as their home: name the cache explicitly (the environment passes).

@@ -1,4 +1,4 @@
-# One experiment = one job = one folder, results/runs/<id>/ (tansiv/experiment.py).
+# One experiment = one job = one folder, results/runs/<id>/ (tansiv/experiments/runner.py).
 
 
 def experiment_inputs(wildcards):
@@ -21,8 +21,11 @@ rule experiment:
     output:
         metrics=R + "/runs/{id}/metrics.csv",
         status=R + "/runs/{id}/status.json",
+    log:
+        R + "/logs/runs/{id}.log",
     params:
         spec=lambda wildcards: EXPERIMENTS[wildcards.id],
+        workload=lambda wildcards: WORKLOADS[EXPERIMENTS[wildcards.id]["workload"]].fingerprint(),
     threads: experiment_threads
     resources:
         mem_mb=lambda wildcards: 1024 + 512 * EXPERIMENTS[wildcards.id]["n"],

@@ -15,10 +15,14 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
+from xml.sax.saxutils import quoteattr
 
-from .errors import InputError
+from ..errors import InputError
 
 VM_FUNCTION = "vsg_vm"
+HEADER = ("<?xml version='1.0'?>\n"
+          '<!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">\n'
+          '<platform version="4.1">\n')
 
 
 @dataclass
@@ -29,14 +33,23 @@ class Actor:
     args: list = field(default_factory=list)
     line: int = 0  # in the deployment file
 
+    def xml(self) -> str:
+        argv = "".join(f"<argument value={quoteattr(str(a))}/>"
+                       for a in (self.address, self.program, *self.args))
+        return f'  <actor host={quoteattr(self.host)} function="{VM_FUNCTION}">{argv}</actor>\n'
+
 
 @dataclass
 class Deployment:
     path: Path
     actors: list
 
-    def by_address(self):
-        return {a.address: a for a in self.actors}
+
+def write(path, actors) -> Path:
+    """A deployment file of these actors, as parse() reads it back."""
+    path = Path(path)
+    path.write_text(HEADER + "".join(a.xml() for a in actors) + "</platform>\n")
+    return path
 
 
 def parse(path) -> Deployment:

@@ -1,14 +1,6 @@
-"""Virtual machines: QEMU command lines for tansiv's guests, and `tansiv-vm`, the launcher a
-deployment names as a participant's program (as TANSIV's boot.py).
+"""QEMU command lines for tansiv's VMs: the guest (in its three modes) and the netem router.
 
-    tansiv-vm [SOCKET] [--address IP] [--name NAME] [--cmd "COMMAND ARGS"] [--peers IP,...]
-              [--mode tansiv|none|netem] [--tap IFNAME | --dgram LOCAL,REMOTE]
-              [--memory MB] [--print]
-              [--image initramfs|debian] [--ssh-port PORT] [--ssh-key FILE.pub]
-
-tansiv run starts it as `tansiv-vm SOCKET ARGS...` with TANSIV_ADDRESS and TANSIV_PEERS in its
-environment; it then replaces itself with QEMU, whose serial console is its standard output
-(the run keeps it in participants/ADDRESS.log). Modes:
+Modes:
   tansiv  icount (virtual time runs only with the guest's instructions) and the tantap
           backend: the VM is a participant of the simulation;
   none    icount, the same NIC on a hub port that leads nowhere: the same guest alone, the
@@ -16,7 +8,7 @@ environment; it then replaces itself with QEMU, whose serial console is its stan
   netem   plain TCG, no icount, the NIC on a tap interface or on a pair of unix datagram
           sockets leading to the netem router (the baseline of a Linux bridge and netem).
 Images:
-  initramfs  tansiv's default guest: runs --cmd, prints JSON lines, powers off;
+  initramfs  tansiv's default guest: runs its command, prints JSON lines, powers off;
   debian     a full Debian for interactive use: a copy-on-write overlay of the cached image,
              a cloud-init seed (hostname, addresses, SSH key), and a management NIC on QEMU's
              user network with SSH forwarded from 127.0.0.1:PORT. Its idle time follows real
@@ -24,17 +16,12 @@ Images:
              determinism of the default guest for interactivity.
 """
 
-import argparse
 import ipaddress
-import os
-import socket
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import images, paths
-from .errors import TansivError
+from ..errors import TansivError
+from . import debian_image
 
 MODES = ("tansiv", "none", "netem")
 RTC_BASE = "2020-01-01T00:00:00"
@@ -42,29 +29,9 @@ RTC_BASE = "2020-01-01T00:00:00"
 ICOUNT = "shift=0,sleep=off,align=off"
 
 
-def qemu_dir() -> Path:
-    """QEMU with tantap: TANSIV_QEMU_DIR, or built (once, cached) by csrc/qemu/build-qemu.sh."""
-    given = os.environ.get("TANSIV_QEMU_DIR")
-    if given:
-        return Path(given)
-    script = paths.source_dir() / "csrc" / "qemu" / "build-qemu.sh"
-    r = subprocess.run([str(script)], stdout=subprocess.PIPE, text=True)
-    if r.returncode != 0:
-        raise TansivError("building QEMU with tantap failed (see the message above)")
-    return Path(r.stdout.strip().splitlines()[-1])
-
-
-def prepare(router: bool = False) -> dict:
-    """Builds (or finds in the cache) QEMU and the guest image, and the netem router's image
-    if asked; the environment that lets tansiv-vm use them without checking again."""
-    env = {"TANSIV_QEMU_DIR": str(qemu_dir()), "TANSIV_IMAGE_DIR": str(images.initramfs().path)}
-    if router:
-        env["TANSIV_ROUTER_DIR"] = str(images.router().path)
-    return env
-
-
 def mac_of(address: str) -> str:
-    """52:54:a:b:c:d for a.b.c.d: every guest knows every peer's MAC (see images/initramfs)."""
+    """52:54:a:b:c:d for a.b.c.d: every guest knows every peer's MAC
+    (images/guest/initramfs/init)."""
     return "52:54:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(address).packed)
 
 
@@ -122,7 +89,8 @@ def kernel_cmdline(spec: VMSpec) -> str:
 
 
 def _machine(qemu: Path, memory_mb: int, kernel: Path, initrd: Path) -> list:
-    """Every VM's start: one vCPU on a PC, no default devices, the console on stdout."""
+    """Every VM's start: one vCPU on a PC, no default devices, the console on stdout. qemu:
+    the folder of QEMU with tantap (VMBuild.qemu)."""
     return [str(qemu / "bin" / "qemu-system-x86_64"),
             "-M", "pc", "-m", str(memory_mb), "-smp", "1",
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
@@ -132,8 +100,8 @@ def _machine(qemu: Path, memory_mb: int, kernel: Path, initrd: Path) -> list:
 
 
 def qemu_command(spec: VMSpec, qemu: Path, image) -> list:
-    """QEMU's command line; image is an images.GuestImage (initramfs) or, for the debian
-    image, an images.DebianImage (the overlay and seed are made in spec.workdir)."""
+    """QEMU's command line; image is a GuestImage (initramfs) or, for the debian image, a
+    DebianImage (the overlay and seed are made in spec.workdir)."""
     spec.check()
     cmd = _machine(qemu, spec.memory_mb, image.kernel, image.initrd)
     icount = ICOUNT
@@ -187,97 +155,14 @@ MGMT_MAC = "52:54:00:00:ff:01"
 
 def _debian_disks(spec: VMSpec, image) -> list:
     work = Path(spec.workdir)
-    disk = images.overlay(image.base, work / "disk.qcow2")
+    disk = debian_image.overlay(image.base, work / "disk.qcow2")
     networks = [(MGMT_MAC, None)]
     if spec.address:
         networks.append((mac_of(spec.address), f"{spec.address}/{spec.prefix}"))
     key = Path(spec.ssh_key).read_text().strip()
-    seed = images.cloud_init_seed(work / "seed.iso", spec.name.replace(".", "-"), key, networks)
+    seed = debian_image.cloud_init_seed(work / "seed.iso", spec.name.replace(".", "-"), key,
+                                        networks)
     return ["-drive", f"file={disk},if=virtio,format=qcow2",
             "-drive", f"file={seed},if=virtio,format=raw,readonly=on",
             "-netdev", f"user,id=mgmt,hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22",
             "-device", f"virtio-net-pci,netdev=mgmt,mac={MGMT_MAC},romfile="]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def default_ssh_key() -> Path:
-    """The user's public key, or one made for tansiv (in the cache) if they have none."""
-    for name in ("id_ed25519.pub", "id_ecdsa.pub", "id_rsa.pub"):
-        p = Path.home() / ".ssh" / name
-        if p.exists():
-            return p
-    key = images.cache_dir() / "ssh" / "id_ed25519"
-    if not key.exists():
-        key.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-                       check=True)
-    return key.with_suffix(".pub")
-
-
-def _parser():
-    ap = argparse.ArgumentParser(prog="tansiv-vm", description="Start a tansiv guest VM "
-                                 "(replaces itself with QEMU).")
-    ap.add_argument("socket", nargs="?", default=os.environ.get("TANSIV_SOCKET", ""),
-                    help="coordinator socket (tansiv run passes it first)")
-    ap.add_argument("--address", default=os.environ.get("TANSIV_ADDRESS", ""))
-    ap.add_argument("--name", help="guest name (default: its address)")
-    ap.add_argument("--peers", default=os.environ.get("TANSIV_PEERS", ""),
-                    help="comma-separated addresses given a permanent neighbour entry")
-    ap.add_argument("--cmd", default="", help="command the guest runs, e.g. 'tping -c 10 IP'")
-    ap.add_argument("--mode", choices=MODES, default="tansiv")
-    ap.add_argument("--tap", default="", help="tap interface (netem mode)")
-    ap.add_argument("--dgram", default="", metavar="LOCAL,REMOTE",
-                    help="unix datagram socket paths of the link to the netem router")
-    ap.add_argument("--memory", type=int, metavar="MB",
-                    help="guest memory (default 256, 1024 for the debian image)")
-    ap.add_argument("--image", choices=["initramfs", "debian"], default="initramfs")
-    ap.add_argument("--ssh-port", type=int, default=0,
-                    help="debian image: host port for SSH (default: a free one)")
-    ap.add_argument("--ssh-key", help="debian image: public key for root (default: yours, "
-                    "or one tansiv makes)")
-    ap.add_argument("--workdir", help="debian image: where the VM's overlay and seed go "
-                    "(default: TANSIV_RUN_DIR/vms/NAME, or a folder in the cache)")
-    ap.add_argument("--print", action="store_true", help="print QEMU's command, run nothing")
-    return ap
-
-
-def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    name = args.name or args.address or "guest"
-    spec = VMSpec(name=name, address=args.address,
-                  peers=[p for p in args.peers.split(",") if p], cmd=args.cmd.split(),
-                  mode=args.mode, socket=args.socket, tap=args.tap,
-                  dgram=tuple(args.dgram.split(",")) if args.dgram else (), image=args.image,
-                  memory_mb=args.memory or (1024 if args.image == "debian" else 256))
-    try:
-        spec.check()
-        if spec.image == "debian":
-            image = images.debian()
-            spec.ssh_port = args.ssh_port or free_port()
-            spec.ssh_key = args.ssh_key or str(default_ssh_key())
-            run_dir = os.environ.get("TANSIV_RUN_DIR")
-            spec.workdir = args.workdir or str(
-                Path(run_dir) / "vms" / name if run_dir
-                else images.cache_dir() / "vms" / f"{name}-{os.getpid()}")
-            print(f"tansiv-vm: {name}: ssh -p {spec.ssh_port} -i "
-                  f"{spec.ssh_key.removesuffix('.pub')} root@127.0.0.1", flush=True)
-        else:
-            image = images.initramfs()
-        cmd = qemu_command(spec, qemu_dir(), image)
-    except TansivError as e:
-        print(f"tansiv-vm: error: {e}", file=sys.stderr)
-        return 1
-    if args.print:
-        print(" ".join(cmd))
-        return 0
-    sys.stdout.flush()
-    os.execv(cmd[0], cmd)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

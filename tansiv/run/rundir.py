@@ -1,14 +1,13 @@
-"""An experiment's folder: its exact inputs, the coordinator's log, every packet, every
-participant's output, and run.json (versions, parameters, wall time, exit status).
+"""A run's folder: its exact inputs, the coordinator's log, every packet, every participant's
+output, the routes and the run's record.
 
     inputs/          copies of the platform and deployment files
     coordinator.log  the coordinator's log
     packets.jsonl    one line per packet: src, dst, size, send_ns, complete_ns, deliver_ns
     events.jsonl     participants joining and leaving, lookahead changes
-    routes.json      every participant pair's route: latency, bottleneck bandwidth (the model
-                     a run's measurements are compared with, without loading SimGrid again)
+    routes.json      every participant pair's route (tansiv/run/routes.py)
     participants/    one log per participant (its stdout and stderr)
-    run.json         written at the end, whatever the outcome
+    run.json         the record (tansiv/run/record.py), written at the end whatever happens
 """
 
 import json
@@ -16,13 +15,14 @@ import logging
 import shutil
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
+from . import record, routes
 
 
 class RunDir:
     def __init__(self, path):
         self.path = Path(path)
-        if (self.path / "run.json").exists():
+        if (self.path / record.FILE).exists():
             raise InputError("this folder already holds a run: choose another --out", self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "participants").mkdir(exist_ok=True)
@@ -36,16 +36,8 @@ class RunDir:
         for f in files:
             shutil.copy2(f, inputs / Path(f).name)
 
-    def write_routes(self, net, actors) -> None:
-        routes = []
-        for a in actors:
-            for b in actors:
-                if a is not b:
-                    lat, bw, links = net.route(a.host, b.host)
-                    routes.append({"src": a.address, "dst": b.address, "src_host": a.host,
-                                   "dst_host": b.host, "latency_s": lat, "bandwidth_Bps": bw,
-                                   "links": links})
-        (self.path / "routes.json").write_text(json.dumps(routes, indent=1) + "\n")
+    def write_routes(self, table) -> None:
+        routes.write(self.path, table)
 
     def participant_log(self, name: str) -> Path:
         return self.path / "participants" / f"{name}.log"
@@ -57,18 +49,16 @@ class RunDir:
         logging.getLogger("tansiv").addHandler(h)
         self._log_handler = h
 
-    def packet(self, record: dict) -> None:
-        self._packets.write(json.dumps(record, separators=(",", ":")) + "\n")
+    def packet(self, fields: dict) -> None:
+        self._packets.write(json.dumps(fields, separators=(",", ":")) + "\n")
 
-    def event(self, record: dict) -> None:
-        self._events.write(json.dumps(record) + "\n")
+    def event(self, fields: dict) -> None:
+        self._events.write(json.dumps(fields) + "\n")
 
-    def finish(self, info: dict) -> None:
+    def finish(self, run: record.RunRecord) -> None:
         self._packets.close()
         self._events.close()
-        with open(self.path / "run.json", "w") as f:
-            json.dump(info, f, indent=2, default=str)
-            f.write("\n")
+        run.write(self.path)
         if self._log_handler:
             logging.getLogger("tansiv").removeHandler(self._log_handler)
             self._log_handler.close()

@@ -13,25 +13,23 @@ Hosts are named h1..hN; participant k (0-based) sits on h(k+1). Pairs (h1, h2), 
 are across the bottleneck in the dumbbell (h1..h(N/2) on the left: the pairs are (h1, hN/2+1)
 and so on: see pairs())."""
 
-from .errors import InputError
+from pathlib import Path
+
+from ..errors import InputError
+from ..run.deployment import HEADER
+from ..units import simgrid_bandwidth as _bps
+from ..units import simgrid_duration as _us
 
 KINDS = ("star", "cluster", "dumbbell")
-HEADER = """<?xml version='1.0'?>
-<!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">
-<platform version="4.1">
-"""
-
-
-def _us(seconds: float) -> str:
-    return f"{seconds * 1e6:.6g}us"
-
-
-def _bps(bytes_per_s: float) -> str:
-    return f"{bytes_per_s:.10g}Bps"
 
 
 def hosts(n: int):
     return [f"h{k}" for k in range(1, n + 1)]
+
+
+def address(k: int) -> str:
+    """The address of participant k (0-based): 10.0.0.1, 10.0.0.2..."""
+    return f"10.0.{k // 250}.{k % 250 + 1}"
 
 
 def pairs(kind: str, n: int):
@@ -41,6 +39,13 @@ def pairs(kind: str, n: int):
         half = n // 2
         return [(f"h{k}", f"h{k + half}") for k in range(1, half + 1)]
     return [(f"h{k}", f"h{k + 1}") for k in range(1, n, 2)]
+
+
+def write(path, kind: str, n: int, latency: float, bandwidth: float) -> Path:
+    """The platform file of a topology: route latency in s, bandwidth in B/s."""
+    path = Path(path)
+    path.write_text(platform(kind, n, latency, bandwidth))
+    return path
 
 
 def platform(kind: str, n: int, latency: float, bandwidth: float) -> str:

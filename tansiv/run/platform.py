@@ -8,8 +8,8 @@ from pathlib import Path
 
 import cffi
 
+from ..errors import InputError, TansivError
 from . import cheader
-from .errors import InputError, TansivError
 
 # A transfer takes latency + size / bottleneck bandwidth, as route_to reports them. SimGrid's
 # defaults differ: LV08 multiplies latencies by 13.01 and bandwidths by 0.97, TCP-gamma caps
@@ -93,35 +93,13 @@ class Network:
         v = simgrid.simgrid_version
         return v() if callable(v) else str(v)
 
-    # ---- routes --------------------------------------------------------------------------
-
-    def host(self, name: str):
-        return self.hosts[name]
-
     def route(self, src: str, dst: str):
         """(latency s, bottleneck bandwidth B/s, link names) of the route src -> dst."""
         links, latency = self.hosts[src].route_to(self.hosts[dst])
         bandwidth = min((l.bandwidth for l in links), default=math.inf)
         return latency, bandwidth, [l.name for l in links]
 
-    def lookahead(self, hosts):
-        """Smallest route latency (ns) between two of `hosts` (names, repeats allowed) and the
-        pair it comes from; (None, None) with fewer than two."""
-        best, pair = None, None
-        hosts = list(hosts)
-        for i, a in enumerate(hosts):
-            for b in hosts[i + 1:]:
-                for s, d in ((a, b), (b, a)):
-                    lat = ns(self.route(s, d)[0])
-                    if best is None or lat < best:
-                        best, pair = lat, (s, d)
-        return best, pair
-
     # ---- stepping ------------------------------------------------------------------------
-
-    @property
-    def clock(self) -> float:
-        return self.engine.clock
 
     def run_until(self, date: float) -> None:
         # SimGrid aborts on a date in the past.

@@ -23,26 +23,29 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import paths
-from .errors import TansivError
+from .. import paths, procs
+from ..errors import TansivError
+from ..run.participants import RUNNING, Participant, wait
+from . import qemu
+from .images import cpio_newc
 
 WHERE = ("auto", "namespace", "router")
 ROUTER_BOOT_TIMEOUT_S = 300.0
 
 
-def shaping_commands(vms, net, dev_of) -> list:
+def shaping_commands(vms, routes, dev_of) -> list:
     """tc commands (argv lists) shaping the port dev_of(j) that leads to VM j, for every j.
-    vms: [(address, host)]; net: a tansiv.platform.Network."""
+    vms: the VMs' addresses; routes: {(src, dst): Route} (tansiv/run/routes.py)."""
     cmds = []
-    for j, (_, dst_host) in enumerate(vms):
+    for j, dst in enumerate(vms):
         dev = dev_of(j)
         cmds += [["tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "1"],
                  ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb",
                   "rate", "100gbit"]]
-        for i, (src_addr, src_host) in enumerate(vms):
+        for i, src in enumerate(vms):
             if i == j:
                 continue
-            lat, bw, _ = net.route(src_host, dst_host)
+            lat, bw = routes[(src, dst)].latency_s, routes[(src, dst)].bandwidth_Bps
             cls = f"1:{10 + i}"
             cmds += [["tc", "class", "add", "dev", dev, "parent", "1:", "classid", cls, "htb",
                       "rate", "100gbit"],
@@ -51,7 +54,7 @@ def shaping_commands(vms, net, dev_of) -> list:
                       "limit", "100000"],
                      ["tc", "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip",
                       "prio", "1", "u32", "match", "ip", "src",
-                      f"{ipaddress.IPv4Address(src_addr)}/32", "flowid", cls]]
+                      f"{ipaddress.IPv4Address(src)}/32", "flowid", cls]]
     return cmds
 
 
@@ -102,11 +105,11 @@ def choose(where: str = "auto"):
 
 
 class NamespaceNetwork:
-    """A namespace with a bridge and one tap per VM. vms: [(address, host)]."""
+    """A namespace with a bridge and one tap per VM. vms: their addresses."""
 
-    def __init__(self, vms, net, name=None):
+    def __init__(self, vms, routes, name=None):
         self.vms = list(vms)
-        self.commands = shaping_commands(self.vms, net, self.tap)
+        self.commands = shaping_commands(self.vms, routes, self.tap)
         self.ns = name or f"tansiv{os.getpid()}"
 
     def tap(self, k: int) -> str:
@@ -142,13 +145,15 @@ class NamespaceNetwork:
 
 
 class RouterNetwork:
-    """The bridge in a router VM, its console in log_path. vms: [(address, host)]."""
+    """The bridge in a router VM (build: a VMBuild with the router's image), its console in
+    log_path. vms: their addresses."""
 
-    def __init__(self, vms, net, log_path: Path):
+    def __init__(self, vms, routes, build, log_path: Path):
         self.vms = list(vms)
         # iproute2's tc by its path: the router's busybox sh would run its own applet.
         self.commands = [["/usr/sbin/tc", *c[1:]]
-                         for c in shaping_commands(self.vms, net, lambda k: f"p{k}")]
+                         for c in shaping_commands(self.vms, routes, lambda k: f"p{k}")]
+        self.build = build
         self.log_path = Path(log_path)
         self.proc = None
         self.dir = None
@@ -158,13 +163,10 @@ class RouterNetwork:
         return str(self.dir / f"vm{k}.sock"), str(self.dir / f"rt{k}.sock")
 
     def __enter__(self):
-        from . import images, vm
-        from .images import cpio_newc
-        from .participants import _die_with_parent
         # A short folder: socket paths must fit in sun_path (108 bytes).
         self.dir = Path(tempfile.mkdtemp(prefix="tsv-netem-"))
         try:
-            image = images.router()
+            image = self.build.router
             script = shell_script(self.commands).encode()
             base = image.initrd.read_bytes()
             # The kernel unpacks concatenated archives; the appended one must start 4-aligned.
@@ -172,11 +174,11 @@ class RouterNetwork:
             initrd.write_bytes(base + b"\0" * (-len(base) % 4)
                                + cpio_newc([("shaping.sh", 0o644, script)]))
             links = [self.link(k)[::-1] for k in range(len(self.vms))]
-            cmd = vm.router_command(vm.qemu_dir(), image, initrd, links)
+            cmd = qemu.router_command(self.build.qemu, image, initrd, links)
             with open(self.log_path, "wb") as log:
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                              stderr=subprocess.STDOUT,
-                                             preexec_fn=_die_with_parent)
+                                             preexec_fn=procs.die_with_parent)
             self._wait_ready()
         except BaseException:
             self.__exit__()
@@ -198,13 +200,7 @@ class RouterNetwork:
             time.sleep(0.1)
 
     def __exit__(self, *exc):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        procs.stop(self.proc, grace_s=5.0)
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -214,32 +210,27 @@ class RouterNetwork:
 
 
 def _vm_command(vms, k: int, vm_args) -> list:
-    launcher = str(paths.prefix() / "bin" / "tansiv-vm")
-    return [launcher, *vm_args, "--mode", "netem", "--address", vms[k][0],
-            "--peers", ",".join(a for a, _ in vms)]
+    return [str(paths.bindir() / "tansiv-vm"), *vm_args, "--mode", "netem", "--address", vms[k],
+            "--peers", ",".join(vms)]
 
 
-def run(deployment, net, rundir, main=(), timeout_s: float = 600.0, where: str = "auto"):
-    """Runs a deployment's tansiv-vm actors in netem mode until the main ones (default: all)
-    power off, or timeout_s of wall time; then stops the others. Their consoles go to the
-    run's participant logs. Returns ({address: exit code}, where the bridge was, why not in
-    a namespace)."""
-    from .participants import Participant
+def run(actors, routes, build, rundir, main=(), timeout_s: float = 600.0, where: str = "auto"):
+    """Runs the actors (all tansiv-vm) in netem mode until the main ones (default: all)
+    power off, or timeout_s of wall time; then stops the others. routes: {(src, dst): Route};
+    build: a VMBuild (with the router's image unless `where` is namespace). Consoles go to the
+    run's participant logs. Returns (participants, where the bridge was, why not in a
+    namespace)."""
     where, why = choose(where)
-    vms = [(a.address, a.host) for a in deployment.actors]
-    network = (NamespaceNetwork(vms, net) if where == "namespace"
-               else RouterNetwork(vms, net, rundir.path / "netem-router.log"))
+    vms = [a.address for a in actors]
+    network = (NamespaceNetwork(vms, routes) if where == "namespace"
+               else RouterNetwork(vms, routes, build, rundir.path / "netem-router.log"))
     (rundir.path / "netem-shaping.sh").write_text(shell_script(network.commands))
-    procs = []
+    participants = [Participant(a, Path("tansiv-vm"), rundir.participant_log(a.address),
+                                main=a.address in main, role="vm") for a in actors]
     with network:
-        for k, a in enumerate(deployment.actors):
-            p = Participant(a, Path("tansiv-vm"), rundir.participant_log(a.address))
-            p.start_argv(network.vm_command(k, a.args))
-            procs.append(p)
-        waited = [p for p in procs if p.name in main] or procs
-        end = time.monotonic() + timeout_s
-        while any(p.proc.poll() is None for p in waited) and time.monotonic() < end:
-            time.sleep(0.2)
-        for p in procs:
-            p.terminate(grace_s=2.0)
-    return {p.name: p.proc.returncode for p in procs}, where, why
+        for k, p in enumerate(participants):
+            p.start(network.vm_command(k, p.actor.args), env=build.env())
+            p.state = RUNNING
+        wait(participants, timeout_s)
+    return participants, where, why
+

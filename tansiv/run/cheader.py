@@ -5,7 +5,7 @@ from pathlib import Path
 
 import cffi
 
-from . import paths
+from .. import paths
 
 _DEFINE = re.compile(r"#define\s+\w+\s+(0x[0-9a-fA-F]+|\d+)\s*$")
 

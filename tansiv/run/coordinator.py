@@ -1,5 +1,5 @@
 """The coordinator: keeps participants and the SimGrid simulation in step (conservative
-synchronization, docs/design.md §Time).
+synchronization, docs/design.md §The coordinator loop).
 
 At a barrier T, every participant is stopped at T and SimGrid's clock is at T. The next
 deadline is D = min(T + L, date of SimGrid's next event), L being the lookahead (smallest
@@ -10,26 +10,22 @@ date, which is D. No packet sent in [T, D) can complete before T + L >= D, so ev
 happens exactly when the simulation says."""
 
 import logging
-import math
-import sys
 import time
 from dataclasses import dataclass
 
+from ..procs import describe_exit
 from . import hub as hubmod
-from . import protocol
-from .errors import TansivError
-from .participants import Participant, describe_exit
+from . import protocol, routes
+from .participants import Participant, Participants, RunError
 from .platform import Network, ns
+from .record import RunRecord
 from .wire import ethernet_wire_size
 
 log = logging.getLogger("tansiv.coordinator")
 
 ECHO_PERIOD_S = 0.25
 WAIT_SLICE_MS = 250
-
-
-class RunError(TansivError):
-    pass
+END_GRACE_S = 5.0  # how long programs may run on after the simulation ended
 
 
 @dataclass
@@ -39,10 +35,19 @@ class Options:
     overhead: int = None          # bytes added to every packet; None: 0 for processes,
                                   # Ethernet framing for VMs
     connect_timeout_s: float = 60.0
-    end_grace_s: float = 10.0     # for programs to exit after the simulation ended
-    echo: bool = True
-    main: tuple = ()              # addresses whose end ends the simulation (servers of a
-                                  # client-server experiment need not end by themselves)
+    end_grace_s: float = END_GRACE_S
+    echo: bool = True             # print participants' output as it comes
+
+
+@dataclass
+class InFlight:
+    """A packet SimGrid is carrying."""
+    comm: object                  # simgrid.Comm
+    src: Participant
+    dst: Participant
+    size: int                     # payload bytes
+    send_ns: int
+    handle: int                   # its payload, in the hub
 
 
 @dataclass
@@ -54,20 +59,18 @@ class Timing:
 
 
 class Coordinator:
-    def __init__(self, network: Network, participants, hub: hubmod.Hub, rundir, options: Options):
+    def __init__(self, network: Network, participants: Participants, route_table,
+                 hub: hubmod.Hub, rundir, options: Options):
         self.net = network
-        self.participants = list(participants)
+        self.participants = participants
+        self.routes = route_table
         self.hub = hub
         self.rundir = rundir
         self.opt = options
-        self.by_client = {}           # hub index -> Participant
-        self.wire_size = {}           # hub index -> payload size -> bytes in the simulation
-        self.client_of_addr = {}      # in_addr_t -> hub index
-        self.inflight = []            # (comm, src client, dst client, size, send_ns, handle)
+        self.inflight = []
         self.lookahead_ns = None
         self.unsafe_lookahead = False  # forced above the smallest route latency
         self.now_ns = 0
-        self.rounds = 0
         self.delivered = 0
         self.dropped = 0
         self.late = 0  # delivered after SimGrid completed them (forced lookahead, profiles)
@@ -76,75 +79,43 @@ class Coordinator:
 
     # ---- start -----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        # Inputs first: a run that cannot have a lookahead starts no program.
-        self._update_lookahead("start", self.participants)
-        peers = ",".join(p.name for p in self.participants)
-        for p in self.participants:
-            p.start(self.hub.address, env={
-                "TANSIV_SOCKET": self.hub.address, "TANSIV_ADDRESS": p.name,
-                "TANSIV_HOST": p.actor.host, "TANSIV_PEERS": peers,
-                "TANSIV_RUN_DIR": str(self.rundir.path.resolve())})
-            log.info("started %s on %s: %s %s", p.name, p.actor.host, p.program,
-                     " ".join(p.actor.args))
-        self._accept()
+    def check(self) -> None:
+        """What must hold before any program starts: a lookahead."""
+        self._update_lookahead("start", [p.name for p in self.participants])
 
-    def _accept(self) -> None:
+    def connect(self) -> None:
+        """Waits until every started participant said HELLO."""
         want = len(self.participants)
         deadline = time.monotonic() + self.opt.connect_timeout_s
         while self.hub.accept(want, WAIT_SLICE_MS) < want:
             self._echo()
             for p in self.participants:
-                code = p.proc.poll()
+                code = p.exit_code()
                 if code is not None:
                     raise RunError(f"participant {p.name} ({p.program.name}) "
                                    f"{describe_exit(code)} before connecting: see {p.log_path}")
             if time.monotonic() > deadline:
-                missing = self._unconnected()
+                missing = [p.name for p in self.participants.unconnected()]
                 raise RunError(f"participants not connected after "
                                f"{self.opt.connect_timeout_s:g} s: {', '.join(missing)}")
-        by_addr = {p.name: p for p in self.participants}
         for i in range(self.hub.client_count()):
-            addr = self.hub.client_address(i)
-            p = by_addr.get(addr)
-            if p is None:
-                raise RunError(f"a client (pid {self.hub.client_pid(i)}) connected as {addr}, "
-                               "an address no actor of the deployment has")
-            if p.client is not None:
-                raise RunError(f"two clients connected as {addr}")
-            p.client = i
-            p.state = "running"
-            p.role = "vm" if self.hub.client_role(i) == protocol.ROLE_VM else "process"
-            self.by_client[i] = p
-            self.wire_size[i] = self._wire_size_function(p.role)
-            self.client_of_addr[hubmod.str_to_addr(addr)] = i
+            role = "vm" if self.hub.client_role(i) == protocol.ROLE_VM else "process"
+            self.participants.join(i, self.hub.client_address(i), role, self.hub.client_pid(i))
         for e in self.hub.events():
             self._record_event(e)
 
-    def _wire_size_function(self, role: str):
-        if self.opt.overhead is not None:
-            extra = self.opt.overhead
-            return lambda n: n + extra
-        return ethernet_wire_size if role == "vm" else (lambda n: n)
-
-    def _unconnected(self):
-        return [p.name for p in self.participants if p.client is None]
-
     # ---- lookahead -------------------------------------------------------------------------
 
-    def _alive(self):
-        return [p for p in self.participants if p.state == "running"]
-
-    def _update_lookahead(self, why: str, among=None) -> None:
-        among = self._alive() if among is None else among
-        computed, pair = self.net.lookahead([p.actor.host for p in among])
+    def _update_lookahead(self, why: str, among) -> None:
+        computed, route = routes.lookahead(self.routes, among)
         forced = self.opt.force_lookahead_ns
         if forced is not None:
             if computed is not None:  # with one participant left, keep what was known
                 self.unsafe_lookahead = forced > computed
             if self.unsafe_lookahead and computed is not None:
                 log.warning("forced lookahead %d ns exceeds the smallest route latency "
-                            "(%d ns, %s -> %s): deliveries may be late", forced, computed, *pair)
+                            "(%d ns, %s -> %s): deliveries may be late", forced, computed,
+                            route.src_host, route.dst_host)
             new = forced
         elif computed is None:
             if self.lookahead_ns is None:
@@ -152,13 +123,14 @@ class Coordinator:
                                "(give one with --force SECONDS)")
             return  # one participant left: keep the last lookahead
         elif computed == 0:
-            raise RunError(f"zero lookahead: the route {pair[0]} -> {pair[1]} has no latency "
-                           "(use a platform with latencies, or --force SECONDS)")
+            raise RunError(f"zero lookahead: the route {route.src_host} -> {route.dst_host} "
+                           "has no latency (use a platform with latencies, or --force SECONDS)")
         else:
             new = computed
         if new != self.lookahead_ns:
             log.info("lookahead %d ns (%s)%s", new, why,
-                     f", from {pair[0]} -> {pair[1]}" if pair and forced is None else "")
+                     f", from {route.src_host} -> {route.dst_host}"
+                     if route and forced is None else "")
             self.rundir.event({"event": "lookahead", "time_ns": self.now_ns, "lookahead_ns": new,
                                "why": why})
         self.lookahead_ns = new
@@ -181,7 +153,7 @@ class Coordinator:
             if until is not None and T >= until:
                 log.info("reached --until (%d ns): ending the simulation", until)
                 break
-            if self._main_done():
+            if self.participants.main_ended():
                 log.info("the main participants ended: ending the simulation")
                 break
 
@@ -204,10 +176,9 @@ class Coordinator:
 
             hub.goto(D)
             while not hub.wait(WAIT_SLICE_MS):
-                self._housekeeping()
+                self._echo()
             t2 = perf()
             self.timing.hub += t2 - t1
-            self.rounds += 1
 
             self._handle_events()
             count, packets = hub.packets()
@@ -222,39 +193,40 @@ class Coordinator:
                 self._deliver_finished(D)
             self.timing.simgrid += perf() - t3
             if perf() - self._last_echo > ECHO_PERIOD_S * 1e9:
-                self._housekeeping()
+                self._echo()
 
-    def _main_done(self) -> bool:
-        return bool(self.opt.main) and all(
-            p.state != "running" for p in self.participants if p.name in self.opt.main)
+    def _wire_size(self, sender: Participant, size: int) -> int:
+        """What a packet weighs in the simulation."""
+        if self.opt.overhead is not None:
+            return size + self.opt.overhead
+        return ethernet_wire_size(size) if sender.role == "vm" else size
 
     def _inject(self, count, packets) -> None:
-        net, client_of_addr = self.net, self.client_of_addr
+        net = self.net
         for k in range(count):
             p = packets[k]
-            src = p.client
-            dst = client_of_addr.get(p.dst)
-            if dst is None or dst not in self.by_client:
-                self._drop(p.handle, src, None, p.size, p.time, f"unknown destination "
-                           f"{hubmod.addr_to_str(p.dst)}", dst_addr=hubmod.addr_to_str(p.dst))
+            src = self.participants.by_client(p.client)
+            dst = self.participants.get(hubmod.addr_to_str(p.dst))
+            if dst is None or dst.client is None:
+                self._drop(InFlight(None, src, None, p.size, p.time, p.handle),
+                           f"unknown destination {hubmod.addr_to_str(p.dst)}",
+                           dst_name=hubmod.addr_to_str(p.dst))
                 continue
             net.run_until(p.time / 1e9)
-            comm = net.send(self.by_client[src].actor.host, self.by_client[dst].actor.host,
-                            self.wire_size[src](p.size))
-            self.inflight.append((comm, src, dst, p.size, p.time, p.handle))
+            comm = net.send(src.actor.host, dst.actor.host, self._wire_size(src, p.size))
+            self.inflight.append(InFlight(comm, src, dst, p.size, p.time, p.handle))
 
     def _deliver_finished(self, at_ns: int) -> None:
         still = []
-        for item in self.inflight:
-            comm, src, dst, size, send_ns, handle = item
-            if not comm.test():
-                still.append(item)
+        for f in self.inflight:
+            if not f.comm.test():
+                still.append(f)
                 continue
-            complete = ns(comm.finish_time)
-            if not self.hub.alive(dst):
-                self._drop(handle, src, dst, size, send_ns, "destination gone", complete)
+            complete = ns(f.comm.finish_time)
+            if not self.hub.alive(f.dst.client):
+                self._drop(f, "destination gone", complete)
                 continue
-            self.hub.deliver(handle, dst, at_ns)
+            self.hub.deliver(f.handle, f.dst.client, at_ns)
             self.delivered += 1
             if complete < at_ns:
                 if not self.late:
@@ -262,26 +234,25 @@ class Coordinator:
                                 "lookahead is larger than a route's latency, or the platform "
                                 "has profiles (see packets.jsonl)", complete, at_ns)
                 self.late += 1
-            self.rundir.packet({"src": self.by_client[src].name, "dst": self.by_client[dst].name,
-                                "size": size, "send_ns": send_ns, "complete_ns": complete,
+            self.rundir.packet({"src": f.src.name, "dst": f.dst.name, "size": f.size,
+                                "send_ns": f.send_ns, "complete_ns": complete,
                                 "deliver_ns": at_ns})
         self.inflight = still
 
-    def _drop(self, handle, src, dst, size, send_ns, why, complete=None, dst_addr=None):
-        self.hub.drop(handle)
+    def _drop(self, f: InFlight, why: str, complete=None, dst_name=None) -> None:
+        self.hub.drop(f.handle)
         self.dropped += 1
-        self.rundir.packet({"src": self.by_client[src].name,
-                            "dst": dst_addr or self.by_client[dst].name, "size": size,
-                            "send_ns": send_ns, "complete_ns": complete, "deliver_ns": None,
+        self.rundir.packet({"src": f.src.name, "dst": dst_name or f.dst.name, "size": f.size,
+                            "send_ns": f.send_ns, "complete_ns": complete, "deliver_ns": None,
                             "dropped": why})
-        log.warning("dropped a %d-byte packet from %s sent at %d ns: %s", size,
-                    self.by_client[src].name, send_ns, why)
+        log.warning("dropped a %d-byte packet from %s sent at %d ns: %s", f.size, f.src.name,
+                    f.send_ns, why)
 
     # ---- participants coming and going -------------------------------------------------------
 
     def _record_event(self, e) -> None:
         kind = {hubmod.JOINED: "joined", hubmod.LEFT: "left", hubmod.FAILED: "failed"}[e.kind]
-        p = self.by_client.get(e.client)
+        p = self.participants.by_client(e.client)
         self.rundir.event({"event": kind, "participant": p.name if p else None,
                            "time_ns": e.time_ns, "message": e.message})
 
@@ -289,29 +260,24 @@ class Coordinator:
         changed = False
         for e in self.hub.events():
             self._record_event(e)
-            p = self.by_client.get(e.client)
+            p = self.participants.by_client(e.client)
             if p is None or e.kind == hubmod.JOINED:
                 continue
             changed = True
-            p.end_ns = self.now_ns if e.kind == hubmod.LEFT else e.time_ns
-            code = p.exit_code(wait_s=0.5)
             if e.kind == hubmod.FAILED:
-                p.state, p.detail = "failed", e.message
-                p.terminate(grace_s=1.0)
+                p.failed(e.time_ns, e.message)
                 log.error("participant %s failed: %s", p.name, e.message)
-            elif code is None or code == 0:
-                p.state = "ended" if code == 0 else "left"
-                log.info("participant %s %s at %d ns", p.name,
-                         "ended" if code == 0 else "left the simulation", p.end_ns)
-            else:
-                p.state, p.detail = "crashed", describe_exit(code)
+                continue
+            p.gone(self.now_ns, p.exit_code(wait_s=0.5))
+            if p.state == "crashed":
                 log.error("participant %s crashed at %d ns (%s): going on without it; see %s",
                           p.name, p.end_ns, p.detail, p.log_path)
+            else:
+                log.info("participant %s %s at %d ns", p.name,
+                         "ended" if p.state == "ended" else "left the simulation", p.end_ns)
         if changed and self.hub.alive_count() > 0:
-            self._update_lookahead("a participant left")
-
-    def _housekeeping(self) -> None:
-        self._echo()
+            self._update_lookahead("a participant left",
+                                   [p.name for p in self.participants.running()])
 
     def _echo(self) -> None:
         self._last_echo = time.perf_counter_ns()
@@ -325,8 +291,8 @@ class Coordinator:
         """Ends the simulation for whoever is still in it and collects every exit status."""
         if self.hub.alive_count() > 0:
             self.hub.end(1000)
-        for comm, src, dst, size, send_ns, handle in self.inflight:
-            self._drop(handle, src, dst, size, send_ns, "simulation ended")
+        for f in self.inflight:
+            self._drop(f, "simulation ended")
         self.inflight = []
         self._handle_events()
         deadline = time.monotonic() + self.opt.end_grace_s
@@ -338,39 +304,26 @@ class Coordinator:
                 log.warning("participant %s still runs %g s after the end: terminating it",
                             p.name, self.opt.end_grace_s)
                 p.terminate(grace_s=2.0)
-                code = p.proc.returncode
-                if p.state == "running":
-                    p.state, p.detail = "ended", "terminated at the end of the simulation"
-            elif p.state in ("running", "left"):
-                p.state = "ended" if code == 0 else "crashed"
-                if code != 0:
-                    p.detail = describe_exit(code)
+            p.finished(p.proc.returncode, terminated=code is None)
+            if p.client is not None:
+                p.held_s = self.hub.held_ns(p.client) / 1e9
             if self.opt.echo:
                 p.echo_rest()
 
-    def summary(self) -> dict:
-        hub_stats = self.hub.stats()
-        wall = self.timing.total / 1e9
-        return {
-            "simulated_s": self.now_ns / 1e9,
-            "wall_s": wall,
-            "simulated_s_per_wall_s": (self.now_ns / 1e9) / wall if wall > 0 else math.nan,
-            "rounds": self.rounds,
-            "lookahead_ns": self.lookahead_ns,
-            "packets_delivered": self.delivered,
-            "packets_dropped": self.dropped,
-            "packets_late": self.late,
-            "time_split_ns": {
-                "hub_busy": hub_stats["busy_ns"],
-                "hub_cpu": hub_stats["cpu_ns"],
-                "hub_wait": hub_stats["wait_ns"],
-                "simgrid": self.timing.simgrid,
-                "python": self.timing.total - self.timing.simgrid - self.timing.hub,
-            },
-            "participants": [
-                {"name": p.name, "host": p.actor.host, "program": str(p.program),
-                 "role": p.role, "state": p.state, "detail": p.detail, "end_ns": p.end_ns,
-                 "held_s": self.hub.held_ns(p.client) / 1e9 if p.client is not None else None,
-                 "exit": p.proc.returncode if p.proc else None, "log": str(p.log_path)}
-                for p in self.participants],
+    def fill(self, r: RunRecord) -> None:
+        """The simulation's part of the run's record."""
+        stats = self.hub.stats()
+        r.simulated_s = self.now_ns / 1e9
+        r.wall_s = self.timing.total / 1e9
+        r.simulated_s_per_wall_s = r.simulated_s / r.wall_s if r.wall_s > 0 else None
+        r.rounds = stats["rounds"]
+        r.lookahead_ns = self.lookahead_ns
+        r.packets_delivered, r.packets_dropped = self.delivered, self.dropped
+        r.packets_late = self.late
+        r.time_split_ns = {
+            "hub_busy": stats["busy_ns"],
+            "hub_cpu": stats["cpu_ns"],
+            "hub_wait": stats["wait_ns"],
+            "simgrid": self.timing.simgrid,
+            "python": self.timing.total - self.timing.simgrid - self.timing.hub,
         }

@@ -1,13 +1,14 @@
-"""Reading what participants printed (JSON lines on their console or output) into tidy rows,
-and the model they are compared with."""
+"""Reading what participants printed (JSON lines on their console or output), and the model
+their round trips are compared with."""
 
 import json
 import re
 import statistics
 from pathlib import Path
 
-from .errors import TansivError
-from .wire import ethernet_wire_size
+from ..run import routes
+from ..run.record import RunRecord
+from ..run.wire import ethernet_wire_size
 
 # An ICMP echo of S bytes of data: 8 bytes of ICMP header, 20 of IPv4, 14 of Ethernet.
 ICMP_FRAME_EXTRA = 8 + 20 + 14
@@ -34,52 +35,36 @@ def json_lines(path: Path):
     return out
 
 
-def load_run(run_dir: Path) -> dict:
-    path = Path(run_dir) / "run.json"
-    if not path.exists():
-        raise TansivError(f"{run_dir} holds no run (no run.json)")
-    return json.loads(path.read_text())
+def events(run: RunRecord, kind: str):
+    """(participant, event) for every JSON line of that kind the participants printed."""
+    return [(p, e) for p in run.participants for e in json_lines(p.log) if e["event"] == kind]
 
 
-def rtt_rows(run_dir: Path):
-    """One row per round trip measured in a run: src, dst, seq, size, rtt_ns, warmup."""
-    run = load_run(run_dir)
-    rows = []
-    for p in run["participants"]:
-        for rec in json_lines(p["log"]):
-            if rec["event"] == "rtt":
-                rtt_ns = rec.get("rtt_ns", rec.get("rtt_us", 0) * 1000)
-                rows.append({"src": p["name"], "dst": rec["peer"], "seq": rec["seq"],
-                             "size": rec["size"], "rtt_ns": rtt_ns,
-                             "warmup": bool(rec.get("warmup", False))})
-    return rows
+def rtt_rows(run: RunRecord):
+    """One row per round trip measured in a run: src, dst, seq, size, rtt_ns, warmup
+    (tping prints rtt_ns, the pingpong example rtt_us)."""
+    return [{"src": p.name, "dst": e["peer"], "seq": e["seq"], "size": e["size"],
+             "rtt_ns": e["rtt_ns"] if "rtt_ns" in e else e["rtt_us"] * 1000,
+             "warmup": bool(e.get("warmup", False))}
+            for p, e in events(run, "rtt")]
 
 
-def model_rtt_ns(there: dict, back: dict, request_bytes: int, reply_bytes: int) -> float:
+def model_rtt_ns(there, back, request_bytes: int, reply_bytes: int) -> float:
     """latency + size / bottleneck bandwidth, there and back (CM02 without TCP window);
-    there and back are routes as routes.json holds them."""
-    return ((there["latency_s"] + request_bytes / there["bandwidth_Bps"])
-            + (back["latency_s"] + reply_bytes / back["bandwidth_Bps"])) * 1e9
+    there and back are routes.Route."""
+    return ((there.latency_s + request_bytes / there.bandwidth_Bps)
+            + (back.latency_s + reply_bytes / back.bandwidth_Bps)) * 1e9
 
 
-def routes(run_dir: Path) -> dict:
-    """{(src, dst): route} from the run's routes.json (written by tansiv run)."""
-    path = Path(run_dir) / "routes.json"
-    if not path.exists():
-        raise TansivError(f"{run_dir} has no routes.json: it was not made by tansiv run")
-    return {(r["src"], r["dst"]): r for r in json.loads(path.read_text())}
-
-
-def rtt_matrix(run_dir: Path):
+def rtt_matrix(run_dir: Path, run: RunRecord = None):
     """{(src, dst): (median measured ns, model ns, samples)} for a run of VMs pinging with
     tping (ICMP echo: frame = data + 42 bytes, Ethernet framing on the wire) or of pingpong
     processes (messages of the given size)."""
-    run_dir = Path(run_dir)
-    run = load_run(run_dir)
-    roles = {p["name"]: p.get("role") for p in run["participants"]}
-    route = routes(run_dir)
+    run = run or RunRecord.load(run_dir)
+    roles = {p.name: p.role for p in run.participants}
+    route = routes.load(run_dir)
     groups = {}
-    for r in rtt_rows(run_dir):
+    for r in rtt_rows(run):
         if not r["warmup"]:
             groups.setdefault((r["src"], r["dst"]), []).append(r)
     out = {}

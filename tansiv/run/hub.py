@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cffi
 
 from . import cheader
-from .errors import TansivError
+from ..errors import TansivError
 
 ffi = cffi.FFI()
 cheader.load(ffi, "tansiv-hub.h")

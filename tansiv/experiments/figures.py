@@ -1,0 +1,74 @@
+"""Drawing the pipeline's figures: one figure of the workload registry from the tidy tables,
+as PNG and PDF, and what figures share. A figure whose experiments are absent or failed still
+comes out, saying so, so that the report tells what is missing rather than leaving a hole."""
+
+import textwrap
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+
+def read_tables(paths) -> dict:
+    """{name: DataFrame} of tables/<name>.csv files."""
+    from pathlib import Path
+    return {Path(p).stem: pd.read_csv(p, dtype={"src": str, "dst": str, "label": str})
+            for p in paths}
+
+
+def draw(figure, tables: dict, png, pdf) -> None:
+    sns.set_theme(style="whitegrid", context="paper")
+    fig = plt.figure(figsize=figure.size)
+    figure.draw(fig, tables)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(png, dpi=150)
+    fig.savefig(pdf)
+    plt.close(fig)
+
+
+def ok(df):
+    return df[df.status == "ok"]
+
+
+def not_ok(experiments, workload):
+    """Lines saying which experiments of a workload did not give results, and why."""
+    bad = experiments[(experiments.workload == workload) & (experiments.status != "ok")]
+    return [f"{r.mode}: {r.status} ({r.why[:110]})" for r in
+            bad.drop_duplicates("mode").itertuples()]
+
+
+def empty(ax, experiments, workload, what) -> None:
+    lines = [f"no {what}"] + not_ok(experiments, workload)
+    ax.text(0.5, 0.5, "\n".join(lines), ha="center", va="center", wrap=True,
+            transform=ax.transAxes, fontsize=8)
+    ax.set_axis_off()
+
+
+def footnote(fig, experiments, workload) -> None:
+    """What is missing, and how some modes ran when it matters to the reader (netem's
+    router)."""
+    parts = []
+    missing = not_ok(experiments, workload)
+    if missing:
+        parts.append("missing: " + "; ".join(missing))
+    ran = experiments[(experiments.workload == workload) & (experiments.status == "ok")
+                      & experiments.detail.fillna("").astype(bool)]
+    parts += [f"{r.mode}: {r.detail}" for r in ran.drop_duplicates("mode").itertuples()]
+    if parts:
+        fig.text(0.01, 0.01, textwrap.fill(". ".join(parts), 140), fontsize=6, va="bottom")
+
+
+def labels(ax, x: str, y: str, title: str) -> None:
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
+
+
+def log_if_wide(ax, values, axis="y") -> None:
+    """A log scale only where values span more than a decade and a half."""
+    v = values[values > 0]
+    if len(v) and v.max() / v.min() > 30:
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")

@@ -1,0 +1,19 @@
+"""The modes an experiment runs in, and how each is run: one tansiv command, one run folder,
+one run.json (tansiv/run/session.py)."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    vms: bool          # runs VMs: needs QEMU and the guest image
+    command: str       # the tansiv command that runs it
+
+
+MODES = {m.name: m for m in (
+    Mode("tansiv", True, "run"),      # VMs through the simulation
+    Mode("netem", True, "netem"),     # the same VMs on a bridge shaped by tc netem
+    Mode("none", True, "alone"),      # one VM alone: the transparency reference
+    Mode("process", False, "run"),    # programs linked with libtansiv-client
+)}

@@ -1,0 +1,154 @@
+"""One experiment of a sweep (tansiv/experiments/sweep.py), in its own folder:
+
+    spec.json        the experiment's parameters
+    platform.xml, deployment.xml   what it ran (generated)
+    experiment.log   what the tansiv command said
+    run/             the run's folder (tansiv/run/rundir.py: run.json, packets, consoles)
+    metrics.csv      tidy rows: id, metric, value, unit, src, dst, seq, label
+    status.json      ok | failed, why, key figure, wall time, detail
+
+Its workload plans it (participants, which ones end it); its mode says which tansiv command
+runs it (run, netem or alone). A run that fails is recorded as failed (its logs stay); only a
+fault of this code itself raises. The folder is emptied first: it belongs to this experiment
+alone."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .. import paths, procs
+from ..errors import TansivError
+from ..run import deployment
+from ..run.record import RunRecord
+from . import topology
+from .modes import MODES
+from .plan import Plan
+from .workloads import WORKLOADS
+from .workloads.base import median
+
+BOOT_S = 6            # virtual seconds for a guest to be ready, with margin (measured: 4.2)
+KILL_AFTER_S = 30     # after SIGTERM, before SIGKILL
+METRIC_FIELDS = ["id", "metric", "value", "unit", "src", "dst", "seq", "label"]
+
+
+def plan(exp: dict) -> Plan:
+    p = Plan(exp)
+    WORKLOADS[exp["workload"]].plan(p, exp["params"])
+    return p
+
+
+def command(exp: dict, p: Plan, platform: Path, dep: Path, run_dir: Path) -> list:
+    """The tansiv command of the experiment's mode."""
+    mode = MODES[exp["mode"]]
+    args = [mode.command, platform, dep, "--out", run_dir]
+    if mode.command == "run":
+        until = (BOOT_S + p.wait_s + 30) if mode.vms else (p.wait_s + 60)
+        args += ["--quiet", "--end-grace", "3", "--until", f"{until:.3f}", *p.run_args]
+    else:
+        args += ["--timeout", exp["timeout_s"]]
+    if mode.name == "netem":
+        args += ["--where", exp["netem_where"]]
+    for m in p.main:
+        args += ["--main", m]
+    return args
+
+
+def _tansiv(args, log, timeout_s: float, log_path: Path, env) -> None:
+    """tansiv's command; after timeout_s of wall time it gets SIGTERM (which ends the run
+    cleanly, its folder complete), then SIGKILL KILL_AFTER_S later. Raises on failure."""
+    proc = subprocess.Popen([str(paths.python()), "-m", "tansiv.cli", *map(str, args)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        procs.stop(proc, KILL_AFTER_S)
+        raise TansivError(f"timed out after {timeout_s:g} s of wall time (timeout_s)")
+    if proc.returncode != 0:
+        raise TansivError(f"tansiv {args[0]} exited with {proc.returncode}: see {log_path}")
+
+
+def run(exp: dict, out: Path, vm_build=None) -> dict:
+    """Runs the experiment into out (emptied first); returns its status record. vm_build:
+    the VMBuild the pipeline's build rules made (else tansiv finds or builds its own)."""
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / "spec.json").write_text(json.dumps(exp, indent=2) + "\n")
+    t0 = time.monotonic()
+    status = {"id": exp["id"], "mode": exp["mode"], "workload": exp["workload"],
+              "status": "failed", "why": "", "key_figure": "",
+              "detail": "",  # how it ran, when a figure should say (netem's router VM)
+              # where it ran: the Apptainer image, if in one
+              "container": os.environ.get("APPTAINER_CONTAINER", "")}
+    rows = []
+    try:
+        rows = _run(exp, out, status, vm_build)
+    except TansivError as e:
+        status.update(status="failed", why=str(e))
+    status["wall_s"] = round(time.monotonic() - t0, 3)
+    with open(out / "metrics.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in METRIC_FIELDS} | {"id": exp["id"]})
+    (out / "status.json").write_text(json.dumps(status, indent=2) + "\n")
+    return status
+
+
+def _run(exp, out: Path, status: dict, vm_build) -> list:
+    plat = topology.write(out / "platform.xml", exp["topology"], exp["n"], exp["latency_s"],
+                          exp["bandwidth_Bps"])
+    p = plan(exp)
+    dep = deployment.write(out / "deployment.xml", p.deployment())
+    log_path, run_dir = out / "experiment.log", out / "run"
+    env = dict(os.environ, **(vm_build.env() if vm_build else {}))
+    timeout = exp["timeout_s"] + (60 if MODES[exp["mode"]].command != "run" else 0)
+    with open(log_path, "w") as log:
+        try:
+            _tansiv(command(exp, p, plat, dep, run_dir), log, timeout, log_path, env)
+        except TansivError as e:
+            status["why"] = str(e)
+            return _metrics(exp, p, run_dir, safe=True)
+    rows = _metrics(exp, p, run_dir)
+    run = RunRecord.load(run_dir)
+    if run.netem and run.netem["where"] == "router":
+        status["detail"] = "bridge in a router VM"
+    status.update(status="ok", why="", key_figure=_key_figure(exp, rows))
+    return rows
+
+
+# ---- metrics ---------------------------------------------------------------------------------
+
+def _metrics(exp, p: Plan, run_dir: Path, safe=False) -> list:
+    try:
+        run = RunRecord.load(run_dir)
+        return _run_metrics(run) + WORKLOADS[exp["workload"]].extract(p, run, run_dir)
+    except (TansivError, OSError, KeyError, ValueError):
+        if safe:
+            return []
+        raise
+
+
+def _run_metrics(run: RunRecord) -> list:
+    """What every coupled run measures of itself: speed, rounds, time held."""
+    if not (run.simulated_s is not None and run.wall_s):
+        return []
+    rows = [{"metric": "simulated_s", "value": run.simulated_s, "unit": "s"},
+            {"metric": "wall_s", "value": run.wall_s, "unit": "s"},
+            {"metric": "sim_per_wall", "value": run.simulated_s / run.wall_s, "unit": "s/s"},
+            {"metric": "rounds", "value": run.rounds, "unit": ""}]
+    return rows + [{"metric": "held_s", "value": p.held_s, "unit": "s", "src": p.name}
+                   for p in run.participants if p.held_s is not None]
+
+
+def _key_figure(exp, rows) -> str:
+    figure = WORKLOADS[exp["workload"]].key_figure(rows)
+    if figure:
+        return figure
+    speed = median(rows, "sim_per_wall")
+    return "" if speed is None else f"{speed:.3f} simulated s per wall s"

@@ -1,0 +1,78 @@
+"""Parameter sweeps: the pipeline's configuration (config/config.yaml, checked by
+tansiv/experiments/config.py) expanded into experiments, each a dict of plain values with an
+id.
+
+A sweep crosses its lists (modes, latency, bandwidth, n, lookahead) and repeats each point
+`repetitions` times; `defaults`, then BUILTIN_DEFAULTS, fill what a sweep leaves out, and the
+workload's own defaults what its parameter block leaves out."""
+
+import itertools
+import re
+
+from .. import units
+from ..errors import InputError
+from .workloads import WORKLOADS
+
+# What a sweep gets when neither it nor the config's defaults say.
+BUILTIN_DEFAULTS = {"topology": "star", "latency": ["10ms"], "bandwidth": ["1Gbps"], "n": [2],
+                    "repetitions": 1}
+TIMEOUT_S = 1800
+
+
+def _slug(text) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "_", str(text)).strip("_")
+
+
+def expand(config: dict) -> dict:
+    """{experiment id: experiment} for every point of every sweep, in a stable order.
+    Raises InputError naming the sweep and key of anything inconsistent."""
+    defaults = {**BUILTIN_DEFAULTS, **config.get("defaults", {})}
+    experiments = {}
+    for name, raw in config["sweeps"].items():
+        sweep = {**defaults, **raw}
+        where = f"config: sweeps.{name}"
+        w = WORKLOADS[sweep["workload"]]
+        for mode in sweep["modes"]:
+            if mode not in w.modes:
+                raise InputError(f"{where}.modes: mode '{mode}' cannot run workload "
+                                 f"'{w.name}' (it runs in: {', '.join(sorted(w.modes))})")
+        topology = sweep["topology"]
+        lookaheads = sweep.get("lookahead", [None])
+        if w.needs_lookahead and lookaheads == [None]:
+            raise InputError(f"{where}: the {w.name} workload needs a lookahead list")
+        for mode, lat, bw, n, la in itertools.product(
+                sweep["modes"], sweep["latency"], sweep["bandwidth"], sweep["n"], lookaheads):
+            latency_s = units.duration(lat, f"{where}.latency")
+            if latency_s <= 0:
+                raise InputError(f"{where}.latency: must be > 0")
+            if n < w.min_n:
+                raise InputError(f"{where}.n: the {w.name} workload needs n >= {w.min_n}")
+            if topology == "dumbbell" and n % 2:
+                raise InputError(f"{where}.n: a dumbbell needs an even n, not {n}")
+            for rep in range(sweep["repetitions"]):
+                parts = [name, mode, w.name, _slug(topology), f"n{n}", f"lat{_slug(lat)}",
+                         f"bw{_slug(bw)}"]
+                if la is not None:
+                    parts.append(f"la{_slug(la)}")
+                parts.append(f"r{rep}")
+                eid = "-".join(parts)
+                experiments[eid] = {
+                    "id": eid, "sweep": name, "mode": mode, "workload": w.name,
+                    "topology": topology, "n": n, "latency": lat, "latency_s": latency_s,
+                    "bandwidth": bw, "bandwidth_Bps": units.bandwidth(bw, f"{where}.bandwidth"),
+                    "rep": rep, "lookahead": la,
+                    "lookahead_s": units.duration(la, f"{where}.lookahead") if la else None,
+                    "params": {**w.defaults(), **(sweep.get(w.name) or {})},
+                    "netem_where": config.get("netem_where", "auto"),
+                    "timeout_s": sweep.get("timeout_s", config.get("timeout_s", TIMEOUT_S)),
+                }
+    return experiments
+
+
+def check_qemu_version(config: dict, qemu_env_text: str) -> None:
+    """The configured QEMU version must be the one csrc/qemu/qemu.env pins."""
+    m = re.search(r"^QEMU_VERSION=(\S+)", qemu_env_text, re.M)
+    pinned = m.group(1) if m else "?"
+    if str(config.get("qemu_version", pinned)) != pinned:
+        raise InputError(f"config: qemu_version: {config['qemu_version']} is not the version "
+                         f"csrc/qemu/qemu.env pins ({pinned})")

@@ -1,0 +1,108 @@
+"""ping: round-trip times against the model. VMs ping with tping (pairs across the
+topology, or every VM every other with mesh: the seed's RTT matrix); processes with the
+pingpong example."""
+
+from .. import figures, metrics
+from .base import Figure, Workload, median
+
+
+def _rtt_excess(fig, tables):
+    ax = fig.subplots()
+    exps = tables["experiments"]
+    d = figures.ok(tables["rtt"])
+    d = d[(d.metric == "rtt_excess_ns") & ~d.mesh.astype(bool)].assign(
+        excess_us=lambda x: x.value / 1e3, latency_ms=lambda x: x.latency_s * 1e3)
+    if d.empty:
+        return figures.empty(ax, exps, "ping", "RTT measurements")
+    import seaborn as sns
+    sns.lineplot(data=d, x="latency_ms", y="excess_us", hue="mode", style="mode",
+                 estimator="median", errorbar=("pi", 100), marker="o", ax=ax)
+    ax.set_xscale("log")
+    figures.labels(ax, "route latency (ms)", "RTT - model (µs), median and range",
+                   "Ping RTT excess over the model")
+    figures.footnote(fig, exps, "ping")
+
+
+def _ping_matrix(fig, tables):
+    ax = fig.subplots()
+    d = figures.ok(tables["rtt"])
+    meshes = sorted(d[d.mesh.astype(bool)].id.unique())
+    if not meshes:
+        return figures.empty(ax, tables["experiments"], "ping", "full-mesh ping experiment")
+    import pandas as pd
+    import seaborn as sns
+    eid = meshes[0]
+    d = d[d.id == eid]
+    rtt = d[d.metric == "rtt_ns"].groupby(["src", "dst"]).value.median().unstack() / 1e6
+    excess = d[d.metric == "rtt_excess_ns"].groupby(["src", "dst"]).value.median().unstack() / 1e3
+    labels = rtt.map(lambda v: f"{v:.3f}" if pd.notna(v) else "")
+    labels = labels + excess.map(lambda v: f"\n+{v:.0f} µs" if pd.notna(v) else "")
+    sns.heatmap(rtt, annot=labels, fmt="", cmap="viridis", ax=ax,
+                cbar_kws={"label": "median RTT (ms)"}, annot_kws={"fontsize": 7})
+    figures.labels(ax, "destination", "source",
+                   "Ping matrix: median RTT (ms), excess over the model")
+    fig.text(0.01, 0.01, eid, fontsize=6, va="bottom")
+
+
+class Ping(Workload):
+    name = "ping"
+    modes = frozenset({"tansiv", "netem", "process"})
+    params = {
+        "count": {"type": "integer", "minimum": 1, "default": 10},
+        "interval_ms": {"type": "integer", "minimum": 1, "default": 20},
+        "size": {"type": "integer", "minimum": 8, "maximum": 1400, "default": 56},
+        "mesh": {"type": "boolean", "default": False},
+    }
+    min_n = 2
+    table = "rtt"
+    metrics = ("rtt_ns", "rtt_excess_ns", "model_rtt_ns")
+    figures = (
+        Figure("rtt_excess", """Ping round-trip time measured inside
+the participants minus the model (2 × route latency + serialization of request and reply at
+the bottleneck bandwidth), against the route latency, per mode: median and range over every
+ping. tansiv's excess is the guests' own processing time, the same at every latency; netem's
+grows with the host's load.""", _rtt_excess),
+        Figure("ping_matrix", """The seed's validation table: every VM of a full-mesh
+experiment pings every other; each cell is the median RTT (ms) from the row's VM to the
+column's, and its excess over the model.""", _ping_matrix),
+    )
+
+    def plan(self, p, prm):
+        count, interval, size = prm["count"], prm["interval_ms"], prm["size"]
+        rtt = 2 * p.exp["latency_s"]
+        if p.mode == "process":
+            for c, s in p.pairs():
+                p.process(c, "pingpong", ["client", p.addr[s], str(count), str(size)])
+                p.process(s, "pingpong", ["server", p.addr[c], str(count)])
+                p.main.append(p.addr[c])
+        elif prm["mesh"]:
+            for h in p.hosts:
+                peers = " ".join(p.addr[o] for o in p.hosts if o != h)
+                p.vm(h, f"tping -c {count} -i {interval} -s {size} -w 1 {peers}")
+                p.main.append(p.addr[h])
+            p.wait_s = len(p.hosts) * (count + 1) * max(rtt, interval / 1e3)
+        else:
+            for c, s in p.pairs():
+                p.vm(c, f"tping -c {count} -i {interval} -s {size} -w 1 {p.addr[s]}")
+                p.idle(s)
+                p.main.append(p.addr[c])
+            p.wait_s = (count + 1) * max(rtt, interval / 1e3)
+
+    def extract(self, p, run, run_dir):
+        matrix = metrics.rtt_matrix(run_dir, run)
+        rows = []
+        for r in metrics.rtt_rows(run):
+            if r["warmup"]:
+                continue
+            model = matrix[(r["src"], r["dst"])][1]
+            where = {"unit": "ns", "src": r["src"], "dst": r["dst"], "seq": r["seq"]}
+            rows.append({"metric": "rtt_ns", "value": r["rtt_ns"], **where})
+            rows.append({"metric": "rtt_excess_ns", "value": r["rtt_ns"] - model, **where})
+        for (s, d), (_, model, _) in matrix.items():
+            rows.append({"metric": "model_rtt_ns", "value": model, "unit": "ns", "src": s,
+                         "dst": d})
+        return rows
+
+    def key_figure(self, rows):
+        excess = median(rows, "rtt_excess_ns")
+        return "" if excess is None else f"median RTT excess {excess / 1e3:.1f} us"

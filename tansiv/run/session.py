@@ -1,0 +1,216 @@
+"""A run, from its inputs to its record: the one owner of a run's folder, its end and its
+run.json, whatever the mode.
+
+    tansiv  the deployment's participants coupled to the SimGrid simulation (coordinator)
+    netem   the deployment's VMs on a bridge shaped by tc netem (tansiv/vm/netem.py)
+    none    the deployment's VMs each alone, uncoupled (tansiv/vm/alone.py)
+
+Every mode checks its inputs before anything is created (bad input: InputError, no folder),
+then writes the run's folder (inputs, routes, logs) and, whatever happens next (success, an
+error, SIGINT, SIGTERM), its record. The functions return the record; the command line
+prints it."""
+
+import datetime
+import logging
+import platform as pyplatform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..errors import InputError, TansivError
+from . import deployment as dep
+from . import routes
+from .coordinator import Coordinator, Options
+from .participants import Participant, Participants, is_vm, resolve_program
+from .platform import Network
+from .record import RunRecord
+from .rundir import RunDir
+
+log = logging.getLogger("tansiv")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: ended like an interruption, so that the run's folder is completed."""
+
+
+def raise_terminated(_signum, _frame):
+    """A SIGTERM handler."""
+    raise Terminated()
+
+
+@dataclass
+class Inputs:
+    """A run's inputs, loaded and checked against each other."""
+    platform: Path
+    deployment: dep.Deployment
+    network: Network
+    routes: list  # of routes.Route, every ordered pair of actors
+
+    @classmethod
+    def load(cls, platform, deployment, cfg=(), quiet=True) -> "Inputs":
+        d = dep.parse(deployment)
+        net = Network(platform, cfg=cfg, quiet=quiet)
+        dep.check_hosts(d, net.hosts)
+        return cls(Path(platform), d, net, routes.table(net, d.actors))
+
+    def main(self, addresses) -> set:
+        """--main's addresses, each checked against the deployment."""
+        known = {a.address for a in self.deployment.actors}
+        unknown = sorted(set(addresses) - known)
+        if unknown:
+            raise InputError(f"--main {', '.join(unknown)}: no participant has this address",
+                             self.deployment.path)
+        return set(addresses)
+
+    def vms_only(self, mode: str) -> None:
+        for a in self.deployment.actors:
+            if not is_vm(resolve_program(a, self.deployment.path)):
+                raise InputError(f"mode {mode} runs VMs only: {a.program} is not tansiv-vm",
+                                 self.deployment.path, a.line)
+
+
+def default_out() -> Path:
+    """./tansiv-run-DATE-TIME"""
+    return Path(f"tansiv-run-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+
+
+class _Session:
+    """The skeleton every mode shares: the folder, the clock, the record's common part, and
+    the status an exception means."""
+
+    def __init__(self, mode: str, inputs: Inputs, out: Path, options: dict):
+        started = datetime.datetime.now(datetime.timezone.utc)
+        self.rundir = RunDir(out)
+        self.rundir.attach_log()
+        self.rundir.copy_inputs(inputs.platform, inputs.deployment.path)
+        self.rundir.write_routes(inputs.routes)
+        self.record = RunRecord(
+            mode=mode, command=sys.argv, started=started.isoformat(),
+            versions={"tansiv": __version__, "simgrid": Network.simgrid_version(),
+                      "python": pyplatform.python_version()},
+            inputs={"platform": str(inputs.platform),
+                    "deployment": str(inputs.deployment.path)},
+            options={"cfg": inputs.network.cfg, **options})
+        self.participants = []  # the mode's, as soon as it has them
+        self._t0 = time.monotonic()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, _kind, exc, _tb) -> bool:
+        """Writes the record whatever happened; lets only faults of tansiv itself through."""
+        r = self.record
+        expected = exc is None or isinstance(exc, (KeyboardInterrupt, TansivError))
+        if exc is None:
+            r.status = "ok"
+        elif isinstance(exc, KeyboardInterrupt):
+            r.status = "terminated" if isinstance(exc, Terminated) else "interrupted"
+            r.error = r.status
+            log.error("%s: ending the run", r.status)
+        else:
+            r.status, r.error = "error", str(exc) if expected else f"internal error: {exc!r}"
+        r.participants = [p.record() for p in self.participants]
+        if r.status == "ok" and any(p.broke for p in self.participants):
+            r.status = "participant-failure"
+        r.total_wall_s = time.monotonic() - self._t0
+        self.rundir.finish(r)
+        return expected
+
+    @property
+    def path(self) -> Path:
+        return self.rundir.path
+
+
+def run(inputs: Inputs, out: Path, options: Options = None, socket: str = None,
+        main=()) -> RunRecord:
+    """The deployment coupled to the simulation (mode tansiv)."""
+    from .hub import Hub
+    options = options or Options()
+    d = inputs.deployment
+    main = inputs.main(main)
+    programs = [resolve_program(a, d.path) for a in d.actors]
+    s = _Session("tansiv", inputs, out, {
+        "force_s": _seconds(options.force_lookahead_ns), "until_s": _seconds(options.until_ns),
+        "overhead": options.overhead, "socket": socket, "main": sorted(main)})
+    members = Participants(Participant(a, prog, s.rundir.participant_log(a.address),
+                                       main=a.address in main)
+                           for a, prog in zip(d.actors, programs))
+    s.participants = members
+    tmpdir = hub = coord = None
+    with s:
+        try:
+            if socket is None:
+                tmpdir = tempfile.mkdtemp(prefix="tansiv-")
+                socket = s.record.options["socket"] = f"{tmpdir}/hub.sock"
+            hub = Hub(socket)
+            coord = Coordinator(inputs.network, members, inputs.routes, hub, s.rundir, options)
+            coord.check()  # a run that cannot have a lookahead starts no program
+            env = {"TANSIV_SOCKET": hub.address, "TANSIV_PEERS": ",".join(p.name for p in members),
+                   "TANSIV_RUN_DIR": str(s.path.resolve())}
+            if any(is_vm(p.program) for p in members):
+                from ..vm import build
+                log.info("VMs in the deployment: QEMU and the guest image (built once, then "
+                         "cached)")
+                env.update(build.current().env())
+            for p in members:
+                p.start([str(p.program), hub.address, *p.actor.args],
+                        {**env, "TANSIV_ADDRESS": p.name, "TANSIV_HOST": p.actor.host})
+                log.info("started %s on %s: %s %s", p.name, p.actor.host, p.program,
+                         " ".join(p.actor.args))
+            coord.connect()
+            coord.run()
+        finally:
+            if coord:
+                coord.finish()
+                coord.fill(s.record)
+            for p in members:
+                p.terminate(grace_s=2.0)
+            if hub:
+                hub.close()
+            if tmpdir:
+                shutil.rmtree(tmpdir, ignore_errors=True)
+    return s.record
+
+
+def netem(inputs: Inputs, out, where: str = "auto", timeout_s: float = 600.0,
+          main=()) -> RunRecord:
+    """The deployment's VMs under plain TCG on a bridge shaped by tc netem."""
+    from ..vm import build, netem as baseline
+    inputs.vms_only("netem")
+    main = inputs.main(main)
+    s = _Session("netem", inputs, out,
+                 {"timeout_s": timeout_s, "main": sorted(main), "where": where})
+    with s:
+        vms = build.current(router=where != "namespace")
+        s.participants, placed, why = baseline.run(
+            inputs.deployment.actors, routes_by_pair(inputs.routes), vms, s.rundir, main,
+            timeout_s, where)
+        s.record.netem = {"where": placed, "why": why}
+        if placed == "router":
+            log.warning("the bridge is in a router VM (%s)", why)
+    return s.record
+
+
+def alone(inputs: Inputs, out, timeout_s: float = 600.0, main=()) -> RunRecord:
+    """The deployment's VMs (the main ones if named) each alone, uncoupled."""
+    from ..vm import alone as uncoupled, build
+    inputs.vms_only("none")
+    main = inputs.main(main)
+    actors = [a for a in inputs.deployment.actors if not main or a.address in main]
+    s = _Session("none", inputs, out, {"timeout_s": timeout_s, "main": sorted(main)})
+    with s:
+        s.participants = uncoupled.run(actors, [a.address for a in inputs.deployment.actors],
+                                       build.current(), s.rundir, timeout_s)
+    return s.record
+
+
+def routes_by_pair(table) -> dict:
+    return {(r.src, r.dst): r for r in table}
+
+
+def _seconds(ns):
+    return None if ns is None else ns / 1e9
