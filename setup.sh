@@ -37,7 +37,9 @@ PACKAGES=(build-essential cmake pkg-config python3-venv python3-dev python3-simg
           # it, and the network tools of the netem baseline
           zstd debootstrap qemu-utils genisoimage e2fsprogs openssh-client iproute2
           # the SLURM profile's single-node test cluster
-          slurm-wlm munge)
+          slurm-wlm munge
+          # reading tansiv run --pcap's captures (the tests do)
+          tshark)
 
 if [ -z "${TANSIV_SKIP_APT:-}" ]; then
   missing=()

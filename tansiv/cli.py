@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--end-grace", type=float, default=END_GRACE_S, metavar="SECONDS",
                      help="how long programs may run on after the simulation ended before "
                           f"they are terminated (default {END_GRACE_S:g})")
+    run.add_argument("--pcap", action="store_true",
+                     help="write what each participant sent and received, in simulated time, "
+                          "as pcap files in the run's folder (pcap/ADDRESS.pcap)")
     run.add_argument("--quiet", action="store_true",
                      help="do not echo the participants' output")
     run.add_argument("--report", choices=["rtt"],
@@ -96,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("prepare", help="build QEMU with tantap and the guest images if needed "
                    "(cached); print where they are")
+
+    image = sub.add_parser("image", help="the guest images a configuration declares")
+    image.add_argument("action", choices=["build"])
+    image.add_argument("name", help="an image of the configuration's images:")
+    image.add_argument("--config", type=Path, default=Path("config/config.yaml"),
+                       help="the configuration (default config/config.yaml)")
+    image.add_argument("--rebuild", action="store_true", help="build even if cached")
 
     report = sub.add_parser("report", help="what a run measured")
     report.add_argument("what", choices=["rtt"], help="rtt: the RTT matrix, measured "
@@ -183,7 +193,7 @@ def cmd_run(args) -> int:
     from .run.coordinator import Options
     opts = Options(force_lookahead_ns=_ns(args.force), until_ns=_ns(args.until),
                    overhead=args.overhead, connect_timeout_s=args.connect_timeout,
-                   end_grace_s=args.end_grace, echo=not args.quiet)
+                   end_grace_s=args.end_grace, echo=not args.quiet, pcap=args.pcap)
     inputs = _inputs(args)
     rundir = args.out or session.default_out()
     r = session.run(inputs, rundir, opts, socket=args.socket, main=args.main)
@@ -214,6 +224,29 @@ def cmd_alone(args) -> int:
     return r.exit_status
 
 
+def cmd_image(args) -> int:
+    """Builds an image of the configuration (cached); prints its folder. tansiv-vm --image
+    NAME boots the last one built under that name."""
+    import yaml
+
+    from .experiments import config
+    from .vm import user_images
+    try:
+        raw = yaml.safe_load(args.config.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise InputError(f"cannot read the configuration: {e}", args.config)
+    raw = config.resolve(raw)
+    config.check(raw, str(args.config))
+    declared = config.images(raw, str(args.config))
+    if args.name not in declared:
+        raise InputError(f"no image '{args.name}' in images: (known: "
+                         f"{', '.join(declared) or 'none'})", args.config)
+    image = user_images.build(declared[args.name], rebuild=args.rebuild,
+                              say=lambda line: print(f"tansiv: {line}", file=sys.stderr))
+    print(image.path)
+    return 0
+
+
 def cmd_prepare(args) -> int:
     from .vm import build
     for k, v in build.prepare(router=True).env().items():
@@ -235,7 +268,8 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     try:
         return {"run": cmd_run, "check": cmd_check, "prepare": cmd_prepare,
-                "report": cmd_report, "netem": cmd_netem, "alone": cmd_alone}[args.command](args)
+                "report": cmd_report, "netem": cmd_netem, "alone": cmd_alone,
+                "image": cmd_image}[args.command](args)
     except TansivError as e:
         print(f"tansiv: error: {e}", file=sys.stderr)
         return EXIT_ERROR

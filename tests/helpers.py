@@ -1,6 +1,7 @@
 """Test helpers: a scripted coordinator speaking the wire protocol, the client driver, and
 running the tansiv command."""
 
+import csv
 import json
 import os
 import signal
@@ -181,3 +182,13 @@ def median(xs):
 
 def signal_name(code: int) -> str:
     return signal.Signals(-code).name if code < 0 else f"exit {code}"
+
+
+def read_csv(path: Path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def table(results: Path, name: str):
+    """A table the pipeline wrote."""
+    return read_csv(Path(results) / "tables" / f"{name}.csv")

@@ -1,7 +1,6 @@
 """The Snakemake pipeline: configuration checks, dry runs, a real tiny sweep, a failing
 experiment, the SLURM profile on a single-node cluster, Apptainer where it runs."""
 
-import csv
 import json
 import subprocess
 import sys
@@ -10,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import REPO
+from helpers import REPO, table
+from tansiv.experiments import config as checked
 from tansiv.experiments import sweep
 
 SNAKEMAKE = [str(Path(sys.executable).parent / "snakemake")]
@@ -20,11 +20,6 @@ DATA = REPO / "tests" / "data"
 def snakemake(*args, timeout=1800):
     return subprocess.run(SNAKEMAKE + [str(a) for a in args], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout)
-
-
-def table(results: Path, name: str):
-    with open(results / "tables" / f"{name}.csv") as f:
-        return list(csv.DictReader(f))
 
 
 # ---- configuration ------------------------------------------------------------------------------
@@ -37,7 +32,7 @@ def test_dry_run(tmp_path, configfile):
     r = snakemake(*args)
     assert r.returncode == 0, r.stderr[-3000:]
     config = yaml.safe_load((REPO / (configfile or "config/config.yaml")).read_text())
-    expected = len(sweep.expand(config))
+    expected = len(sweep.expand(checked.resolve(config)))
     jobs = [l.split() for l in r.stdout.splitlines() if l.startswith("experiment ")]
     assert jobs and int(jobs[0][1]) == expected, r.stdout[-2000:]
     assert not (tmp_path / "runs").exists()
@@ -63,6 +58,8 @@ def write_config(tmp_path, text):
     ("qemu_version: '9.2.0'\nsweeps:\n  a: {modes: [process], workload: ping}\n",
      "qemu_version: 9.2.0 is not the version csrc/qemu/qemu.env pins (10.0.13)"),
     ("sweeps: {}\n", "should be non-empty"),
+    ("workloads:\n  w:\n    image: nope\n    roles: {a: {command: 'true', main: true}}\n"
+     "sweeps:\n  a: {modes: [tansiv], workload: w}\n", "workloads.w.image: no image 'nope'"),
 ])
 def test_bad_config_fails_before_any_job(tmp_path, text, message):
     r = snakemake("--cores", "1", "--configfile", write_config(tmp_path, text), "--config",

@@ -184,7 +184,7 @@ static uint64_t slot_store(struct tsv_hub *hub, const uint8_t *data, uint32_t le
     return ((uint64_t)s->gen << 32) | i;
 }
 
-static struct slot *slot_get(struct tsv_hub *hub, uint64_t handle)
+static struct slot *slot_get(const struct tsv_hub *hub, uint64_t handle)
 {
     uint32_t i = (uint32_t)handle;
     if (i >= hub->nslots)
@@ -698,6 +698,15 @@ int tsv_hub_deliver(struct tsv_hub *hub, uint64_t handle, int client, uint64_t t
     }
     slot_free(hub, s);
     return rc;
+}
+
+const uint8_t *tsv_hub_payload(const struct tsv_hub *hub, uint64_t handle, uint32_t *len)
+{
+    struct slot *s = slot_get(hub, handle);
+    if (!s)
+        return NULL;
+    *len = s->len;
+    return s->data;
 }
 
 void tsv_hub_drop(struct tsv_hub *hub, uint64_t handle)

@@ -83,6 +83,9 @@ const struct tsv_hub_packet *tsv_hub_packets(const struct tsv_hub *hub);
  * 0, or -1 if the handle is unknown or the client is gone (the payload is freed anyway). */
 int tsv_hub_deliver(struct tsv_hub *hub, uint64_t handle, int client, uint64_t time);
 void tsv_hub_drop(struct tsv_hub *hub, uint64_t handle);
+/* A held payload's bytes (valid until it is delivered or dropped) and its length; NULL for
+ * an unknown handle. For captures: the coordinator copies them before delivering. */
+const uint8_t *tsv_hub_payload(const struct tsv_hub *hub, uint64_t handle, uint32_t *len);
 /* Sends END to every live client and flushes (waiting at most timeout_ms). */
 int tsv_hub_end(struct tsv_hub *hub, int timeout_ms);
 

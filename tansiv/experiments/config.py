@@ -1,26 +1,55 @@
 """The pipeline's configuration: checked against its schema (workflow/schemas/, completed
-from the mode and workload registries) before anything runs, every error naming the key."""
+from the mode and workload registries) before anything runs, every error naming the key;
+then its images and workloads, against each other and what this machine has."""
+
+from pathlib import Path
 
 import yaml
 
 from .. import paths, units
 from ..errors import InputError
+from ..vm.user_images import ImageSpec
 from .modes import MODES
+from .tables import columns
 from .topology import KINDS
-from .workloads import WORKLOADS
+from .workloads import WORKLOADS, registry
 
 SCHEMA = paths.source_dir() / "workflow" / "schemas" / "config.schema.yaml"
 
 
-def schema() -> dict:
+INCLUDABLE = ("images", "workloads")
+
+
+def resolve(config: dict) -> dict:
+    """The configuration with the images and workloads of the files its `include:` lists
+    (relative to the project), its own taking precedence."""
+    merged = {k: {} for k in INCLUDABLE}
+    for name in config.get("include") or []:
+        try:
+            part = yaml.safe_load(Path(name).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise InputError(f"config: include: cannot read {name}: {e}")
+        other = sorted(set(part) - set(INCLUDABLE))
+        if other:
+            raise InputError(f"{name}: {', '.join(other)}: an included file holds only "
+                             f"{' and '.join(INCLUDABLE)}")
+        for k in INCLUDABLE:
+            merged[k].update(part.get(k) or {})
+    return {**config, **{k: {**merged[k], **(config.get(k) or {})} for k in INCLUDABLE
+                         if merged[k] or config.get(k)}}
+
+
+def schema(config: dict = None) -> dict:
+    """The schema, completed for this configuration (its workloads are names too)."""
     s = yaml.safe_load(SCHEMA.read_text())
     s["definitions"]["duration"]["pattern"] = units.DURATION_PATTERN
     s["definitions"]["bandwidth"]["pattern"] = units.BANDWIDTH_PATTERN
     s["definitions"]["topology"]["enum"] = list(KINDS)
     sweep = s["properties"]["sweeps"]["additionalProperties"]["properties"]
     sweep["modes"]["items"]["enum"] = list(MODES)
-    sweep["workload"]["enum"] = list(WORKLOADS)
-    for w in WORKLOADS.values():
+    workloads = registry(config)
+    sweep["workload"]["enum"] = list(workloads)
+    for w in workloads.values():
         sweep[w.name] = {"type": "object", "additionalProperties": False,
                          "properties": w.params}
     return s
@@ -29,9 +58,37 @@ def schema() -> dict:
 def check(config: dict, source: str = "config") -> None:
     """Raises InputError naming the first offending key ('source: sweeps.a.latency[0]: ...')."""
     from jsonschema import Draft202012Validator
-    errors = sorted(Draft202012Validator(schema()).iter_errors(config),
+    errors = sorted(Draft202012Validator(schema(config)).iter_errors(config),
                     key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         e = errors[0]
         where = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in e.absolute_path)
         raise InputError(f"{source}: {where.lstrip('.') or 'top level'}: {e.message}")
+    images(config, source)
+    declared = config.get("workloads") or {}
+    for name in declared:
+        if name in WORKLOADS:
+            raise InputError(f"{source}: workloads.{name}: tansiv has a workload of this name")
+    workloads = registry(config)
+    figures = {}
+    for name in declared:
+        w = workloads[name]
+        w.check(source, config.get("images") or {})
+        for f in w.raw.get("figures", ()):
+            where = f"{source}: workloads.{name}.figures: {f['name']}"
+            for k in ("x", "hue", "style", "col"):
+                if f.get(k) and f[k] not in columns(config):
+                    raise InputError(f"{where}: {k}: no column '{f[k]}' in the tables "
+                                     f"(known: {', '.join(columns(config))})")
+    for w in workloads.values():
+        for f in w.figures:
+            if f.name in figures:
+                raise InputError(f"{source}: figure '{f.name}' of {w.name} is also one of "
+                                 f"{figures[f.name]}'s")
+            figures[f.name] = w.name
+
+
+def images(config: dict, source: str = "config") -> dict:
+    """{name: ImageSpec} of the configuration, each checked."""
+    return {name: ImageSpec.from_config(name, raw, source)
+            for name, raw in (config.get("images") or {}).items()}

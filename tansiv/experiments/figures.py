@@ -72,3 +72,56 @@ def log_if_wide(ax, values, axis="y") -> None:
     v = values[values > 0]
     if len(v) and v.max() / v.min() > 30:
         (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+
+
+def draw_spec(fig, tables: dict, workload: str, spec: dict) -> None:
+    """A figure of the configuration (workloads.NAME.figures): spec's metric(s) from the
+    workload's table, y (default value) against x, one colour per hue (default mode), one
+    line style per style, one panel per col; kind line (median and range), scatter, bar or
+    box; expect: a metric drawn as a dashed line (what a model predicts); logx; logy: a log
+    scale where the values span more than a decade and a half."""
+    exps = tables["experiments"]
+    d = ok(tables[workload])
+    wanted = spec["metric"] if isinstance(spec["metric"], list) else [spec["metric"]]
+    data = d[d.metric.isin(wanted)]
+    x, y, hue, style = spec["x"], spec.get("y", "value"), spec.get("hue", "mode"), spec.get("style")
+    panels = sorted(data[spec["col"]].unique()) if spec.get("col") and not data.empty else [None]
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    if data.empty:
+        for ax in axes[1:]:
+            ax.set_axis_off()
+        return empty(axes[0], exps, workload, f"{', '.join(wanted)} measurements")
+    kind = spec.get("kind", "line")
+    fig.set_size_inches(4.5 * len(panels) + 2, 4.5)  # room for each panel and the legend
+    for ax, value in zip(axes, panels):
+        part = data if value is None else data[data[spec["col"]] == value]
+        common = dict(data=part, x=x, y=y, hue=hue, ax=ax)
+        if kind == "line":
+            sns.lineplot(**common, style=style, estimator="median", errorbar=("pi", 100),
+                         marker="o")
+        elif kind == "scatter":
+            sns.scatterplot(**common, style=style)
+        elif kind == "bar":
+            sns.barplot(**common, errorbar=None)
+        else:
+            sns.boxplot(**common)
+        if spec.get("expect"):
+            e = d[d.metric == spec["expect"]]
+            if value is not None and e[spec["col"]].notna().any():
+                e = e[e[spec["col"]] == value]
+            e = e.groupby(x)[y].median()
+            ax.plot(e.index, e.values, ls="--", marker="x", c="grey", lw=1, label="expected")
+        if spec.get("logx"):
+            ax.set_xscale("log")
+        if spec.get("logy"):
+            log_if_wide(ax, part[y])
+        title = spec.get("title", f"{', '.join(wanted)} against {x}")
+        labels(ax, spec.get("xlabel", x), spec.get("ylabel", ", ".join(wanted)),
+               title if value is None else f"{title} ({spec['col']} = {value})")
+        if ax.get_legend():
+            ax.get_legend().remove()
+    # One legend, beside the panels.
+    handles, names = axes[-1].get_legend_handles_labels()
+    if handles:
+        axes[-1].legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    footnote(fig, exps, workload)

@@ -8,22 +8,29 @@ from . import topology
 
 
 class Plan:
-    def __init__(self, exp: dict):
+    def __init__(self, exp: dict, images=None):
         self.exp = exp
         self.mode = exp["mode"]
-        self.hosts = topology.hosts(exp["n"])
+        self.images = images or {}  # image name -> its built folder
+        self.hosts = topology.hosts(exp["participants"])
         self.addr = {h: topology.address(k) for k, h in enumerate(self.hosts)}
         self.actors = {}     # host -> Actor
+        self.roles = {}      # address -> (role, index), for the workloads that have roles
         self.run_args = []   # more options of tansiv run
         self.main = []       # addresses whose end ends the run
         self.wait_s = 0.0    # simulated seconds the workload needs after boot
 
     def pairs(self):
         """(client, server) hosts whose routes have the full latency (topology.pairs)."""
-        return topology.pairs(self.exp["topology"], self.exp["n"]) if self.exp["n"] >= 2 else []
+        n = self.exp["participants"]
+        return topology.pairs(self.exp["topology"], n) if n >= 2 else []
 
-    def vm(self, host: str, cmd: str) -> None:
-        self.actors[host] = Actor(host, self.addr[host], "tansiv-vm", ["--cmd", cmd])
+    def vm(self, host: str, cmd: str, image=None, results: bool = False) -> None:
+        """A VM running cmd (a shell script) in image (a built image's folder; default:
+        tansiv's guest), bringing its /results back if asked."""
+        args = ["--cmd", cmd] + (["--image", str(image)] if image else [])
+        self.actors[host] = Actor(host, self.addr[host], "tansiv-vm",
+                                  args + (["--results"] if results else []))
 
     def process(self, host: str, program: str, args) -> None:
         self.actors[host] = Actor(host, self.addr[host], program,

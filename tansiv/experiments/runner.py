@@ -25,19 +25,20 @@ from ..errors import TansivError
 from ..run import deployment
 from ..run.record import RunRecord
 from . import topology
+from . import metrics, workloads
 from .modes import MODES
 from .plan import Plan
-from .workloads import WORKLOADS
+from .tables import METRIC_FIELDS
 from .workloads.base import median
 
-BOOT_S = 6            # virtual seconds for a guest to be ready, with margin (measured: 4.2)
 KILL_AFTER_S = 30     # after SIGTERM, before SIGKILL
-METRIC_FIELDS = ["id", "metric", "value", "unit", "src", "dst", "seq", "label"]
+LAST_LINES = 10       # of a failed guest's console, in status.json
 
 
-def plan(exp: dict) -> Plan:
-    p = Plan(exp)
-    WORKLOADS[exp["workload"]].plan(p, exp["params"])
+def plan(exp: dict, images=None) -> Plan:
+    """The experiment's plan; images: {image name: built folder} of its workload's image."""
+    p = Plan(exp, images)
+    workloads.of(exp).plan(p, exp["params"])
     return p
 
 
@@ -46,8 +47,14 @@ def command(exp: dict, p: Plan, platform: Path, dep: Path, run_dir: Path) -> lis
     mode = MODES[exp["mode"]]
     args = [mode.command, platform, dep, "--out", run_dir]
     if mode.command == "run":
-        until = (BOOT_S + p.wait_s + 30) if mode.vms else (p.wait_s + 60)
+        boot_s = workloads.of(exp).boot_s if mode.vms else 0
+        until = boot_s + p.wait_s + (30 if mode.vms else 60)
         args += ["--quiet", "--end-grace", "3", "--until", f"{until:.3f}", *p.run_args]
+        if exp["participants"] == 1 and "--force" not in p.run_args:
+            # No route, no lookahead: rounds of the route latency the sweep gives.
+            args += ["--force", f"{exp['latency_s']:.9f}"]
+        if exp.get("pcap"):
+            args.append("--pcap")
     else:
         args += ["--timeout", exp["timeout_s"]]
     if mode.name == "netem":
@@ -71,9 +78,10 @@ def _tansiv(args, log, timeout_s: float, log_path: Path, env) -> None:
         raise TansivError(f"tansiv {args[0]} exited with {proc.returncode}: see {log_path}")
 
 
-def run(exp: dict, out: Path, vm_build=None) -> dict:
+def run(exp: dict, out: Path, vm_build=None, images=None) -> dict:
     """Runs the experiment into out (emptied first); returns its status record. vm_build:
-    the VMBuild the pipeline's build rules made (else tansiv finds or builds its own)."""
+    the VMBuild the pipeline's build rules made (else tansiv finds or builds its own);
+    images: {name: folder} of the images of the configuration it needs."""
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
@@ -87,7 +95,7 @@ def run(exp: dict, out: Path, vm_build=None) -> dict:
               "container": os.environ.get("APPTAINER_CONTAINER", "")}
     rows = []
     try:
-        rows = _run(exp, out, status, vm_build)
+        rows = _run(exp, out, status, vm_build, images)
     except TansivError as e:
         status.update(status="failed", why=str(e))
     status["wall_s"] = round(time.monotonic() - t0, 3)
@@ -100,11 +108,16 @@ def run(exp: dict, out: Path, vm_build=None) -> dict:
     return status
 
 
-def _run(exp, out: Path, status: dict, vm_build) -> list:
-    plat = topology.write(out / "platform.xml", exp["topology"], exp["n"], exp["latency_s"],
-                          exp["bandwidth_Bps"])
-    p = plan(exp)
+def _run(exp, out: Path, status: dict, vm_build, images) -> list:
+    plat = topology.write(out / "platform.xml", exp["topology"], exp["participants"],
+                          exp["latency_s"], exp["bandwidth_Bps"], left=exp.get("left"))
+    p = plan(exp, images)
     dep = deployment.write(out / "deployment.xml", p.deployment())
+    (out / "plan.json").write_text(json.dumps({
+        "main": p.main, "wait_s": p.wait_s,
+        "participants": [{"address": p.addr[h], "host": h,
+                          **dict(zip(("role", "index"), p.roles.get(p.addr[h], ())))}
+                         for h in p.hosts]}, indent=2) + "\n")
     log_path, run_dir = out / "experiment.log", out / "run"
     env = dict(os.environ, **(vm_build.env() if vm_build else {}))
     timeout = exp["timeout_s"] + (60 if MODES[exp["mode"]].command != "run" else 0)
@@ -114,12 +127,33 @@ def _run(exp, out: Path, status: dict, vm_build) -> list:
         except TansivError as e:
             status["why"] = str(e)
             return _metrics(exp, p, run_dir, safe=True)
-    rows = _metrics(exp, p, run_dir)
     run = RunRecord.load(run_dir)
+    failed = _guest_failures(run, p)
+    if failed:
+        status["why"] = "; ".join(why for why, _ in failed.values())
+        status["last_lines"] = {addr: lines for addr, (_, lines) in failed.items()}
+        return _metrics(exp, p, run_dir, safe=True)
+    rows = _metrics(exp, p, run_dir)
     if run.netem and run.netem["where"] == "router":
         status["detail"] = "bridge in a router VM"
     status.update(status="ok", why="", key_figure=_key_figure(exp, rows))
     return rows
+
+
+def _guest_failures(run: RunRecord, p: Plan) -> dict:
+    """{address: (why, the console's last lines)} of the guests whose command exited
+    non-zero or whose /init failed."""
+    failed = {}
+    for part, e in metrics.events(run, "done") + metrics.events(run, "error"):
+        if e["event"] == "done" and e["status"] == 0:
+            continue
+        role = " ".join(map(str, p.roles.get(part.name, ())))
+        who = f"{part.name} ({role})" if role else part.name
+        why = (f"{who}: its command exited with status {e['status']}" if e["event"] == "done"
+               else f"{who}: {e['message']}")
+        lines = Path(part.log).read_text(errors="replace").splitlines()[-LAST_LINES:]
+        failed[part.name] = (why, lines)
+    return failed
 
 
 # ---- metrics ---------------------------------------------------------------------------------
@@ -127,7 +161,7 @@ def _run(exp, out: Path, status: dict, vm_build) -> list:
 def _metrics(exp, p: Plan, run_dir: Path, safe=False) -> list:
     try:
         run = RunRecord.load(run_dir)
-        return _run_metrics(run) + WORKLOADS[exp["workload"]].extract(p, run, run_dir)
+        return _run_metrics(run) + workloads.of(exp).extract(p, run, run_dir)
     except (TansivError, OSError, KeyError, ValueError):
         if safe:
             return []
@@ -147,7 +181,7 @@ def _run_metrics(run: RunRecord) -> list:
 
 
 def _key_figure(exp, rows) -> str:
-    figure = WORKLOADS[exp["workload"]].key_figure(rows)
+    figure = workloads.of(exp).key_figure(rows)
     if figure:
         return figure
     speed = median(rows, "sim_per_wall")

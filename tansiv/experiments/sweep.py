@@ -11,7 +11,7 @@ import re
 
 from .. import units
 from ..errors import InputError
-from .workloads import WORKLOADS
+from .workloads import registry
 
 # What a sweep gets when neither it nor the config's defaults say.
 BUILTIN_DEFAULTS = {"topology": "star", "latency": ["10ms"], "bandwidth": ["1Gbps"], "n": [2],
@@ -27,11 +27,13 @@ def expand(config: dict) -> dict:
     """{experiment id: experiment} for every point of every sweep, in a stable order.
     Raises InputError naming the sweep and key of anything inconsistent."""
     defaults = {**BUILTIN_DEFAULTS, **config.get("defaults", {})}
+    workloads = registry(config)
     experiments = {}
     for name, raw in config["sweeps"].items():
         sweep = {**defaults, **raw}
         where = f"config: sweeps.{name}"
-        w = WORKLOADS[sweep["workload"]]
+        w = workloads[sweep["workload"]]
+        definition = (config.get("workloads") or {}).get(w.name)
         for mode in sweep["modes"]:
             if mode not in w.modes:
                 raise InputError(f"{where}.modes: mode '{mode}' cannot run workload "
@@ -47,8 +49,15 @@ def expand(config: dict) -> dict:
                 raise InputError(f"{where}.latency: must be > 0")
             if n < w.min_n:
                 raise InputError(f"{where}.n: the {w.name} workload needs n >= {w.min_n}")
-            if topology == "dumbbell" and n % 2:
+            participants, left = w.participants(n), w.left(n)
+            if mode == "none" and not w.runs_alone(participants):
+                raise InputError(f"{where}.modes: mode none runs VMs alone; the {w.name} "
+                                 f"workload's {participants} VMs at n = {n} need each other")
+            if topology == "dumbbell" and left is None:
                 raise InputError(f"{where}.n: a dumbbell needs an even n, not {n}")
+            if topology == "dumbbell" and not 0 < left < participants:
+                raise InputError(f"{where}.topology: a dumbbell needs participants on both "
+                                 f"sides (the {w.name} workload's roles' side: left or right)")
             for rep in range(sweep["repetitions"]):
                 parts = [name, mode, w.name, _slug(topology), f"n{n}", f"lat{_slug(lat)}",
                          f"bw{_slug(bw)}"]
@@ -58,12 +67,15 @@ def expand(config: dict) -> dict:
                 eid = "-".join(parts)
                 experiments[eid] = {
                     "id": eid, "sweep": name, "mode": mode, "workload": w.name,
-                    "topology": topology, "n": n, "latency": lat, "latency_s": latency_s,
+                    "definition": definition, "topology": topology, "n": n,
+                    "participants": participants, "left": left,
+                    "latency": lat, "latency_s": latency_s,
                     "bandwidth": bw, "bandwidth_Bps": units.bandwidth(bw, f"{where}.bandwidth"),
                     "rep": rep, "lookahead": la,
                     "lookahead_s": units.duration(la, f"{where}.lookahead") if la else None,
                     "params": {**w.defaults(), **(sweep.get(w.name) or {})},
                     "netem_where": config.get("netem_where", "auto"),
+                    "pcap": sweep.get("pcap", False),
                     "timeout_s": sweep.get("timeout_s", config.get("timeout_s", TIMEOUT_S)),
                 }
     return experiments

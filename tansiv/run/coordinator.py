@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..procs import describe_exit
 from . import hub as hubmod
-from . import protocol, routes
+from . import pcap, protocol, routes
 from .participants import Participant, Participants, RunError
 from .platform import Network, ns
 from .record import RunRecord
@@ -37,6 +37,7 @@ class Options:
     connect_timeout_s: float = 60.0
     end_grace_s: float = END_GRACE_S
     echo: bool = True             # print participants' output as it comes
+    pcap: bool = False            # write what each participant sent and received (pcap/)
 
 
 @dataclass
@@ -76,6 +77,8 @@ class Coordinator:
         self.late = 0  # delivered after SimGrid completed them (forced lookahead, profiles)
         self.timing = Timing()
         self._last_echo = 0.0
+        self.capture = (pcap.Capture(rundir.path / "pcap", [p.name for p in participants])
+                        if options.pcap else None)
 
     # ---- start -----------------------------------------------------------------------------
 
@@ -206,11 +209,13 @@ class Coordinator:
         for k in range(count):
             p = packets[k]
             src = self.participants.by_client(p.client)
-            dst = self.participants.get(hubmod.addr_to_str(p.dst))
+            dst_name = hubmod.addr_to_str(p.dst)
+            dst = self.participants.get(dst_name)
+            if self.capture:
+                self._capture(src.name, p.time, src, dst_name, p.handle)
             if dst is None or dst.client is None:
                 self._drop(InFlight(None, src, None, p.size, p.time, p.handle),
-                           f"unknown destination {hubmod.addr_to_str(p.dst)}",
-                           dst_name=hubmod.addr_to_str(p.dst))
+                           f"unknown destination {dst_name}", dst_name=dst_name)
                 continue
             net.run_until(p.time / 1e9)
             comm = net.send(src.actor.host, dst.actor.host, self._wire_size(src, p.size))
@@ -226,6 +231,8 @@ class Coordinator:
             if not self.hub.alive(f.dst.client):
                 self._drop(f, "destination gone", complete)
                 continue
+            if self.capture:
+                self._capture(f.dst.name, at_ns, f.src, f.dst.name, f.handle)
             self.hub.deliver(f.handle, f.dst.client, at_ns)
             self.delivered += 1
             if complete < at_ns:
@@ -238,6 +245,14 @@ class Coordinator:
                                 "send_ns": f.send_ns, "complete_ns": complete,
                                 "deliver_ns": at_ns})
         self.inflight = still
+
+    def _capture(self, owner: str, time_ns: int, src: Participant, dst: str,
+                 handle: int) -> None:
+        """A packet into owner's capture, copied from the hub before it delivers or drops it.
+
+        Each file stays in time order: a round's sends, in time order, come after the
+        deliveries at its start T and before those at its deadline D, and lie in [T, D)."""
+        self.capture.add(owner, time_ns, src.role, src.name, dst, self.hub.payload(handle))
 
     def _drop(self, f: InFlight, why: str, complete=None, dst_name=None) -> None:
         self.hub.drop(f.handle)
@@ -294,6 +309,8 @@ class Coordinator:
         for f in self.inflight:
             self._drop(f, "simulation ended")
         self.inflight = []
+        if self.capture:
+            self.capture.close()
         self._handle_events()
         deadline = time.monotonic() + self.opt.end_grace_s
         for p in self.participants:

@@ -106,6 +106,12 @@ class Hub:
     def deliver(self, handle: int, client: int, time_ns: int) -> bool:
         return self._lib.tsv_hub_deliver(self._h, handle, client, time_ns) == 0
 
+    def payload(self, handle: int) -> bytes:
+        """A copy of a held payload (for captures; b"" for an unknown handle)."""
+        size = ffi.new("uint32_t *")
+        data = self._lib.tsv_hub_payload(self._h, handle, size)
+        return b"" if data == ffi.NULL else ffi.buffer(data, size[0])[:]
+
     def drop(self, handle: int) -> None:
         self._lib.tsv_hub_drop(self._h, handle)
 

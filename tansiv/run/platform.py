@@ -14,8 +14,11 @@ from . import cheader
 # A transfer takes latency + size / bottleneck bandwidth, as route_to reports them. SimGrid's
 # defaults differ: LV08 multiplies latencies by 13.01 and bandwidths by 0.97, TCP-gamma caps
 # the rate by a TCP window, and cross-traffic makes every flow also use 5 % of its reverse
-# route, which slows a flow over a shared link by 1/1.05.
-DEFAULT_CFG = ["network/model:CM02", "network/TCP-gamma:0", "network/crosstraffic:0"]
+# route, which slows a flow over a shared link by 1/1.05. Each packet being a transfer, a
+# link passes one at a time, in order, as a wire does (concurrency-limit 1): shared fairly,
+# short frames would overtake long ones sent before them (docs/design.md, Fidelity).
+DEFAULT_CFG = ["network/model:CM02", "network/TCP-gamma:0", "network/crosstraffic:0",
+               "maxmin/concurrency-limit:1"]
 
 _ffi = cffi.FFI()
 cheader.load(_ffi, "tansiv-sgnext.h")

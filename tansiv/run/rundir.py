@@ -7,6 +7,8 @@ output, the routes and the run's record.
     events.jsonl     participants joining and leaving, lookahead changes
     routes.json      every participant pair's route (tansiv/run/routes.py)
     participants/    one log per participant (its stdout and stderr)
+    pcap/            with --pcap: <address>.pcap, what each participant sent and received,
+                     in simulated time (tansiv/run/pcap.py)
     run.json         the record (tansiv/run/record.py), written at the end whatever happens
 """
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import InputError, TansivError
+from ..vm import results
 from . import deployment as dep
 from . import routes
 from .coordinator import Coordinator, Options
@@ -114,6 +115,7 @@ class _Session:
         else:
             r.status, r.error = "error", str(exc) if expected else f"internal error: {exc!r}"
         r.participants = [p.record() for p in self.participants]
+        results.collect(self.rundir.path)
         if r.status == "ok" and any(p.broke for p in self.participants):
             r.status = "participant-failure"
         r.total_wall_s = time.monotonic() - self._t0
@@ -135,7 +137,8 @@ def run(inputs: Inputs, out: Path, options: Options = None, socket: str = None,
     programs = [resolve_program(a, d.path) for a in d.actors]
     s = _Session("tansiv", inputs, out, {
         "force_s": _seconds(options.force_lookahead_ns), "until_s": _seconds(options.until_ns),
-        "overhead": options.overhead, "socket": socket, "main": sorted(main)})
+        "overhead": options.overhead, "socket": socket, "main": sorted(main),
+        "pcap": options.pcap})
     members = Participants(Participant(a, prog, s.rundir.participant_log(a.address),
                                        main=a.address in main)
                            for a, prog in zip(d.actors, programs))

@@ -17,7 +17,7 @@ def run(actors, peers, build, rundir, timeout_s: float = 600.0):
                                 main=True, role="vm") for a in actors]
     for p in participants:
         p.start([str(paths.bindir() / "tansiv-vm"), *p.actor.args, "--mode", "none",
-                 "--address", p.name, "--peers", peers], env=build.env())
+                 "--address", p.name, "--peers", peers], env=build.env(rundir.path))
         p.state = RUNNING
     wait(participants, timeout_s)
     return participants

@@ -23,11 +23,14 @@ class VMBuild:
     guest: GuestImage             # the default guest
     router: GuestImage = None     # the netem baseline's router, if asked for
 
-    def env(self) -> dict:
-        """This build, for the environment of the VMs a run starts."""
+    def env(self, run_dir: Path = None) -> dict:
+        """This build, for the environment of the VMs a run starts (and the run's folder,
+        where they bring their results back)."""
         env = {_ENV["qemu"]: str(self.qemu), _ENV["guest"]: str(self.guest.path)}
         if self.router is not None:
             env[_ENV["router"]] = str(self.router.path)
+        if run_dir is not None:
+            env["TANSIV_RUN_DIR"] = str(Path(run_dir).resolve())
         return env
 
     @classmethod

@@ -10,10 +10,12 @@ import fcntl
 import gzip
 import hashlib
 import io
+import json
 import lzma
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from contextlib import contextmanager
@@ -79,22 +81,60 @@ def _module(root: Path, name: str) -> bytes:
 # ---- initramfs -----------------------------------------------------------------------------
 
 def cpio_newc(entries) -> bytes:
-    """A newc cpio archive of (path, mode, data) entries (data None for a directory); owner
-    root, dates 0, so the same inputs give the same bytes."""
+    """A newc cpio archive of (path, mode, data[, uid, gid]) entries: data None for a
+    directory; mode with its file type bits (a symbolic link's data is its target) or
+    without them (a regular file). Dates 0, sorted, so the same inputs give the same bytes."""
     out = io.BytesIO()
 
-    def put(name: str, mode: int, data: bytes, ino: int):
+    def put(name: str, mode: int, data: bytes, ino: int, uid: int = 0, gid: int = 0):
         name_b = name.encode() + b"\0"
-        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0]
+        fields = [ino, mode, uid, gid, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0]
         out.write(b"070701" + b"".join(b"%08X" % v for v in fields) + name_b)
         out.write(b"\0" * (-(110 + len(name_b)) % 4))
         out.write(data)
         out.write(b"\0" * (-len(data) % 4))
 
-    for ino, (name, mode, data) in enumerate(sorted(entries), start=1):
-        put(name, mode | (0o040000 if data is None else 0o100000), data or b"", ino)
+    for ino, (name, mode, data, *owner) in enumerate(sorted(entries), start=1):
+        if not stat.S_IFMT(mode):
+            mode |= stat.S_IFDIR if data is None else stat.S_IFREG
+        put(name, mode, data or b"", ino, *owner)
     put("TRAILER!!!", 0, b"", 0)
     return out.getvalue()
+
+
+def tree_entries(root: Path) -> list:
+    """A folder's files, folders and symbolic links as cpio_newc entries, with their modes
+    and owners (device nodes and sockets are left out: the guest's /init mounts /dev)."""
+    entries = []
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        name = str(path.relative_to(root))
+        if stat.S_ISDIR(st.st_mode):
+            data = None
+        elif stat.S_ISLNK(st.st_mode):
+            data = os.readlink(path).encode()
+        elif stat.S_ISREG(st.st_mode):
+            data = path.read_bytes()
+        else:
+            continue
+        entries.append((name, st.st_mode, data, st.st_uid, st.st_gid))
+    return entries
+
+
+def materialize(entries, root: Path) -> None:
+    """Writes (path, mode, data) entries (without file type bits) into a folder; folders that
+    exist already keep their modes."""
+    for name, mode, data, *_ in sorted(entries):
+        path = root / name
+        if data is None:
+            if not path.is_dir():
+                path.mkdir(parents=True)
+                path.chmod(mode)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.unlink(missing_ok=True)
+            path.write_bytes(data)
+            path.chmod(mode)
 
 
 @dataclass
@@ -103,15 +143,21 @@ class GuestImage:
     initrd: Path
     kernel_version: str
     path: Path
+    memory_mb: int = 256        # what the guest needs (its files live in RAM)
 
     @classmethod
     def at(cls, path) -> "GuestImage":
-        """A built image, by its folder."""
+        """A built image, by its folder (.complete: the kernel package first; manifest.json,
+        for the images of the configuration: their memory)."""
         path = Path(path)
         if not (path / ".complete").exists():
             raise TansivError(f"{path} holds no complete guest image")
-        return cls(path / "vmlinux", path / "initramfs.cpio.gz",
-                   (path / ".complete").read_text().split()[0], path)
+        initrd = next(p for p in (path / "initramfs.cpio.gz", path / "initramfs.cpio")
+                      if p.exists())
+        manifest = path / "manifest.json"
+        memory = json.loads(manifest.read_text())["memory_mb"] if manifest.exists() else 256
+        return cls(path / "vmlinux", initrd, (path / ".complete").read_text().split()[0], path,
+                   memory)
 
 
 @dataclass(frozen=True)
@@ -125,7 +171,7 @@ class Recipe:
 
 
 # The default guest: runs one command, prints JSON lines, powers off.
-GUEST = Recipe("initramfs", "initramfs/init", ("e1000",), GUEST_TOOLS,
+GUEST = Recipe("initramfs", "initramfs/init", ("qemu_fw_cfg", "e1000"), GUEST_TOOLS,
                {"bin/iperf3": ("iperf3", "libiperf0", "libsctp1")})
 # The netem baseline's router where the host kernel has no sch_netem: a Linux bridge whose
 # ports are shaped by tc netem (see tansiv/vm/netem.py).
@@ -134,8 +180,8 @@ ROUTER = Recipe("router", "router/init",
                 {"sbin/tc": ("iproute2",)})
 
 
-def initramfs(recipe: Recipe = GUEST, rebuild: bool = False) -> GuestImage:
-    """An initramfs image (the default guest unless told), built if needed."""
+def recipe_inputs(recipe: Recipe):
+    """(versions of the packages a recipe's image is made of, the hash of all its inputs)."""
     kpkg = debian.kernel_package()
     versions = {pkg: debian.package_version(pkg)
                 for pkg in [kpkg, "busybox-static",
@@ -147,14 +193,21 @@ def initramfs(recipe: Recipe = GUEST, rebuild: bool = False) -> GuestImage:
         h.update(part.encode() + b"\0")
     for f in [init, Path(__file__), *tools]:
         h.update(f.read_bytes())
-    out = paths.cache_dir() / "images" / f"{recipe.name}-{h.hexdigest()[:16]}"
+    return versions, h.hexdigest()[:16]
+
+
+def initramfs(recipe: Recipe = GUEST, rebuild: bool = False) -> GuestImage:
+    """An initramfs image (the default guest unless told), built if needed."""
+    versions, key = recipe_inputs(recipe)
+    kpkg = next(k for k in versions if k.startswith("linux-image-"))
+    out = paths.cache_dir() / "images" / f"{recipe.name}-{key}"
     image = GuestImage(out / "vmlinux", out / "initramfs.cpio.gz", kpkg, out)
     if (out / ".complete").exists() and not rebuild:
         return image
     with locked(paths.cache_dir() / "images" / ".lock"):
         if (out / ".complete").exists() and not rebuild:
             return image
-        _build_initramfs(out, recipe, kpkg, versions, init, tools)
+        _build_initramfs(out, recipe, kpkg, versions)
     return image
 
 
@@ -189,47 +242,60 @@ def _dynamic_program(root: Path, program: str):
     return files
 
 
-def _build_initramfs(out: Path, recipe: Recipe, kpkg: str, versions: dict, init: Path,
-                     tools) -> None:
+def guest_entries(recipe: Recipe, versions: dict, tmp: Path, programs: bool = True):
+    """(vmlinux, cpio entries) of a recipe's image: /init, busybox, the kernel modules,
+    tansiv's guest tools and (if programs) the recipe's Debian programs with their
+    libraries. versions: every package's version; tmp: a scratch folder."""
+    kpkg = next(k for k in versions if k.startswith("linux-image-"))
+    root = tmp / "k"
+    debian.extract(debian.download(kpkg, versions[kpkg]), root)
+    bb = tmp / "b"
+    debian.extract(debian.download("busybox-static", versions["busybox-static"]), bb)
+    vmlinuz = next((root / "boot").glob("vmlinuz-*"))
+    # Booted uncompressed when it can be (faster); else the compressed kernel, still correct.
+    vmlinux = uncompressed_kernel(vmlinuz.read_bytes()) or vmlinuz.read_bytes()
+    init = paths.source_dir() / "images" / "guest" / recipe.init
+    tools = [paths.native(paths.libexecdir() / "guest" / t) for t in recipe.tools]
+    entries = [(d, 0o755, None) for d in ("bin", "dev", "proc", "sys", "lib",
+                                            "lib/modules", "tmp", "root")]
+    entries += [
+        ("init", 0o755, init.read_bytes()),
+        ("bin/busybox", 0o755, _find(bb, "bin/busybox").read_bytes()),
+    ]
+    entries += [(f"lib/modules/{m}.ko", 0o644, _module(root, m)) for m in recipe.modules]
+    entries += [(f"bin/{t.name}", 0o755, t.read_bytes()) for t in tools]
+    if programs:
+        entries = _with_programs(entries, recipe, versions, tmp / "p")
+    return vmlinux, entries
+
+
+def _with_programs(entries, recipe: Recipe, versions: dict, progs: Path):
+    for pkg in {p for pkgs in recipe.programs.values() for p in pkgs}:
+        debian.extract(debian.download(pkg, versions[pkg]), progs)
+    seen = {name for name, _, _ in entries}
+    for program in recipe.programs:
+        for guest_path, data in _dynamic_program(progs, program):
+            if guest_path not in seen:
+                seen.add(guest_path)
+                entries.append((guest_path, 0o755, data))
+    # Their directories, and the dynamic loader at the path the programs ask for.
+    dirs = {str(Path(p).parent) for p, _, d in entries if d is not None}
+    for d in sorted(dirs):
+        parts = Path(d).parts
+        for k in range(1, len(parts) + 1):
+            sub = str(Path(*parts[:k]))
+            if sub not in seen:
+                seen.add(sub)
+                entries.append((sub, 0o755, None))
+    return entries
+
+
+def _build_initramfs(out: Path, recipe: Recipe, kpkg: str, versions: dict) -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="tansiv-image-") as tmp:
-        root = Path(tmp) / "k"
-        debian.extract(debian.download(kpkg, versions[kpkg]), root)
-        bb = Path(tmp) / "b"
-        debian.extract(debian.download("busybox-static", versions["busybox-static"]), bb)
-        vmlinuz = next((root / "boot").glob("vmlinuz-*"))
-        vmlinux = uncompressed_kernel(vmlinuz.read_bytes())
-        if vmlinux is not None:
-            (out / "vmlinux").write_bytes(vmlinux)
-        else:  # boot the compressed kernel: slower, still correct
-            shutil.copy(vmlinuz, out / "vmlinux")
-        entries = [(d, 0o755, None) for d in ("bin", "dev", "proc", "sys", "lib",
-                                                "lib/modules", "tmp", "root")]
-        entries += [
-            ("init", 0o755, init.read_bytes()),
-            ("bin/busybox", 0o755, _find(bb, "bin/busybox").read_bytes()),
-        ]
-        entries += [(f"lib/modules/{m}.ko", 0o644, _module(root, m)) for m in recipe.modules]
-        entries += [(f"bin/{t.name}", 0o755, t.read_bytes()) for t in tools]
-        progs = Path(tmp) / "p"
-        for pkg in {p for pkgs in recipe.programs.values() for p in pkgs}:
-            debian.extract(debian.download(pkg, versions[pkg]), progs)
-        seen = {name for name, _, _ in entries}
-        for program in recipe.programs:
-            for guest_path, data in _dynamic_program(progs, program):
-                if guest_path not in seen:
-                    seen.add(guest_path)
-                    entries.append((guest_path, 0o755, data))
-        # Their directories, and the dynamic loader at the path the programs ask for.
-        dirs = {str(Path(p).parent) for p, _, d in entries if d is not None}
-        for d in sorted(dirs):
-            parts = Path(d).parts
-            for k in range(1, len(parts) + 1):
-                sub = str(Path(*parts[:k]))
-                if sub not in seen:
-                    seen.add(sub)
-                    entries.append((sub, 0o755, None))
+        vmlinux, entries = guest_entries(recipe, versions, Path(tmp))
+        (out / "vmlinux").write_bytes(vmlinux)
         (out / "initramfs.cpio.gz").write_bytes(
             gzip.compress(cpio_newc(entries), compresslevel=6, mtime=0))
     # First line: the kernel package (GuestImage.kernel_version); then every package used.

@@ -1,9 +1,9 @@
 """`tansiv-vm`: the program a deployment names for a VM participant (as TANSIV's boot.py).
 
-    tansiv-vm [SOCKET] [--address IP] [--name NAME] [--cmd "COMMAND ARGS"] [--peers IP,...]
+    tansiv-vm [SOCKET] [--address IP] [--name NAME] [--cmd SCRIPT] [--peers IP,...]
               [--mode tansiv|none|netem] [--tap IFNAME | --dgram LOCAL,REMOTE]
-              [--memory MB] [--print]
-              [--image initramfs|debian] [--ssh-port PORT] [--ssh-key FILE.pub]
+              [--memory MB] [--results] [--print]
+              [--image initramfs|debian|NAME|FOLDER] [--ssh-port PORT] [--ssh-key FILE.pub]
 
 tansiv run starts it as `tansiv-vm SOCKET ARGS...` with TANSIV_ADDRESS, TANSIV_PEERS and the
 VM build (tansiv/vm/build.py) in its environment; it then replaces itself with QEMU, whose
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import TansivError
-from . import build, debian_image, images
+from . import build, debian_image, images, user_images
 from .qemu import MODES, VMSpec, qemu_command
 
 
@@ -43,6 +43,25 @@ def default_ssh_key() -> Path:
     return key.with_suffix(".pub")
 
 
+def guest_image(image: str, given=None):
+    """--image's GuestImage: tansiv's guest (as the run handed it down, if it did), a folder,
+    or the last image built under that name."""
+    if image == "initramfs":
+        return given.guest if given else images.initramfs()
+    if "/" in image:
+        return images.GuestImage.at(image)
+    return user_images.by_name(image)
+
+
+def _results_path(name: str, address: str) -> Path:
+    run_dir = os.environ.get("TANSIV_RUN_DIR")
+    if not run_dir:
+        return Path.cwd() / f"{name}.results.tar"
+    path = Path(run_dir) / "results" / f"{address or name}.tar"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _parser():
     ap = argparse.ArgumentParser(prog="tansiv-vm", description="Start a tansiv guest VM "
                                  "(replaces itself with QEMU).")
@@ -52,14 +71,21 @@ def _parser():
     ap.add_argument("--name", help="guest name (default: its address)")
     ap.add_argument("--peers", default=os.environ.get("TANSIV_PEERS", ""),
                     help="comma-separated addresses given a permanent neighbour entry")
-    ap.add_argument("--cmd", default="", help="command the guest runs, e.g. 'tping -c 10 IP'")
+    ap.add_argument("--cmd", default="", help="what the guest runs, a shell script, e.g. "
+                    "'tping -c 10 IP'")
     ap.add_argument("--mode", choices=MODES, default="tansiv")
     ap.add_argument("--tap", default="", help="tap interface (netem mode)")
     ap.add_argument("--dgram", default="", metavar="LOCAL,REMOTE",
                     help="unix datagram socket paths of the link to the netem router")
     ap.add_argument("--memory", type=int, metavar="MB",
-                    help="guest memory (default 256, 1024 for the debian image)")
-    ap.add_argument("--image", choices=["initramfs", "debian"], default="initramfs")
+                    help="guest memory (default: what the image needs; 1024 for debian)")
+    ap.add_argument("--image", default="initramfs",
+                    help="initramfs (tansiv's guest, the default), debian (a full Debian with "
+                         "SSH, for interactive use), the name of an image built by `tansiv "
+                         "image build NAME`, or an image's folder")
+    ap.add_argument("--results", action="store_true",
+                    help="bring back what the guest leaves in /results, as a tar archive: "
+                         "TANSIV_RUN_DIR/results/ADDRESS.tar (./NAME.results.tar outside a run)")
     ap.add_argument("--ssh-port", type=int, default=0,
                     help="debian image: host port for SSH (default: a free one)")
     ap.add_argument("--ssh-key", help="debian image: public key for root (default: yours, "
@@ -73,16 +99,19 @@ def _parser():
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     name = args.name or args.address or "guest"
+    interactive = args.image == "debian"
     spec = VMSpec(name=name, address=args.address,
-                  peers=[p for p in args.peers.split(",") if p], cmd=args.cmd.split(),
+                  peers=[p for p in args.peers.split(",") if p], cmd=args.cmd,
                   mode=args.mode, socket=args.socket, tap=args.tap,
-                  dgram=tuple(args.dgram.split(",")) if args.dgram else (), image=args.image,
-                  memory_mb=args.memory or (1024 if args.image == "debian" else 256))
+                  dgram=tuple(args.dgram.split(",")) if args.dgram else (),
+                  image="debian" if interactive else "initramfs",
+                  results=str(_results_path(name, args.address)) if args.results else "")
     try:
         spec.check()
         given = build.VMBuild.from_env()  # handed down by the run that started us
         qemu = given.qemu if given else build.qemu_dir()
-        if spec.image == "debian":
+        if interactive:
+            spec.memory_mb = args.memory or 1024
             image = debian_image.image()
             spec.ssh_port = args.ssh_port or free_port()
             spec.ssh_key = args.ssh_key or str(default_ssh_key())
@@ -93,7 +122,8 @@ def main(argv=None) -> int:
             print(f"tansiv-vm: {name}: ssh -p {spec.ssh_port} -i "
                   f"{spec.ssh_key.removesuffix('.pub')} root@127.0.0.1", flush=True)
         else:
-            image = given.guest if given else images.initramfs()
+            image = guest_image(args.image, given)
+            spec.memory_mb = args.memory or image.memory_mb
         cmd = qemu_command(spec, qemu, image)
     except TansivError as e:
         print(f"tansiv-vm: error: {e}", file=sys.stderr)

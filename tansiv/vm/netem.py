@@ -26,6 +26,7 @@ from pathlib import Path
 from .. import paths, procs
 from ..errors import TansivError
 from ..run.participants import RUNNING, Participant, wait
+from ..run.wire import ETH_WIRE_EXTRA
 from . import qemu
 from .images import cpio_newc
 
@@ -50,7 +51,9 @@ def shaping_commands(vms, routes, dev_of) -> list:
             cmds += [["tc", "class", "add", "dev", dev, "parent", "1:", "classid", cls, "htb",
                       "rate", "100gbit"],
                      ["tc", "qdisc", "add", "dev", dev, "parent", cls, "handle", f"{10 + i}:",
+                      # rate RATE PACKETOVERHEAD: FCS, preamble and gap count, as in tansiv
                       "netem", "delay", f"{lat * 1e6:.3f}us", "rate", f"{int(bw * 8)}bit",
+                      str(ETH_WIRE_EXTRA),
                       "limit", "100000"],
                      ["tc", "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip",
                       "prio", "1", "u32", "match", "ip", "src",
@@ -229,7 +232,7 @@ def run(actors, routes, build, rundir, main=(), timeout_s: float = 600.0, where:
                                 main=a.address in main, role="vm") for a in actors]
     with network:
         for k, p in enumerate(participants):
-            p.start(network.vm_command(k, p.actor.args), env=build.env())
+            p.start(network.vm_command(k, p.actor.args), env=build.env(rundir.path))
             p.state = RUNNING
         wait(participants, timeout_s)
     return participants, where, why

@@ -2,6 +2,8 @@
 # runs in; QEMU and the guest image live in ~/.cache/tansiv (built once per set of inputs).
 import sys
 
+from tansiv.vm import user_images
+
 PREFIX = sys.prefix
 CORE_SOURCES = sorted(
     str(p) for p in Path("csrc").rglob("*") if p.is_file() and "qemu" not in p.parts
@@ -70,3 +72,28 @@ rule guest_image:
     shell:
         "{PREFIX}/bin/python -m tansiv.vm.images guest > {output.guest} 2> {log}"
         " && {PREFIX}/bin/python -m tansiv.vm.images router > {output.router} 2>> {log}"
+
+
+def image_inputs(wildcards):
+    spec = IMAGES[wildcards.image]
+    files = [f for _, host in spec.files for f in
+             ([str(p) for p in Path(host).rglob("*") if p.is_file()] if Path(host).is_dir()
+              else [host])]
+    return files + ([spec.provision] if spec.provision else [])
+
+
+rule user_image:
+    """An image of the configuration (images:), built once per content (cached)."""
+    input:
+        image_inputs,
+        R + "/build/image.txt",
+        "tansiv/vm/user_images.py",
+    output:
+        R + "/build/images/{image}.txt",
+    log:
+        R + "/logs/build/images/{image}.log",
+    params:
+        spec=lambda wildcards: IMAGES[wildcards.image],
+        key=lambda wildcards: user_images.key(IMAGES[wildcards.image]),
+    script:
+        "../scripts/build_image.py"

@@ -10,11 +10,8 @@ from snakemake.exceptions import WorkflowError
 
 from tansiv import debian
 from tansiv.errors import TansivError
-from tansiv.experiments import config as checked, sweep
+from tansiv.experiments import config as checked, sweep, workloads
 from tansiv.experiments.modes import MODES
-from tansiv.experiments.workloads import WORKLOADS
-from tansiv.experiments.workloads import figures as registered_figures
-from tansiv.experiments.workloads import tables as workload_tables
 
 
 def _shown(path):
@@ -28,12 +25,17 @@ def validate(config):
     try:
         checked.check(config, source)
         sweep.check_qemu_version(config, Path("csrc/qemu/qemu.env").read_text())
-        return sweep.expand(config)
+        return sweep.expand(config), checked.images(config, source)
     except TansivError as e:
         raise WorkflowError(str(e))
 
 
-EXPERIMENTS = validate(config)
+# IMAGES: the configuration's guest images (tansiv/vm/user_images.py), by name.
+try:
+    config.update(checked.resolve(config))  # what include: brings
+except TansivError as e:
+    raise WorkflowError(str(e))
+EXPERIMENTS, IMAGES = validate(config)
 R = config.get("results", "results").rstrip("/")
 # The environment jobs' tansiv commands run from, wherever the jobs run (in a container too).
 os.environ.setdefault("TANSIV_PREFIX", sys.prefix)
@@ -43,14 +45,23 @@ def vm_experiment(eid):
     return MODES[EXPERIMENTS[eid]["mode"]].vms
 
 
-TABLES = expand(R + "/tables/{name}.csv", name=["experiments", "metrics", *workload_tables()])
-FIGURE = registered_figures()
+def experiment_image(eid):
+    """The image of the configuration the experiment's VMs boot, or None."""
+    image = (EXPERIMENTS[eid]["definition"] or {}).get("image", "initramfs")
+    return None if image == "initramfs" else image
+
+
+TABLES = expand(
+    R + "/tables/{name}.csv", name=["experiments", "metrics", *workloads.tables(config)]
+)
+FIGURE = workloads.figures(config)
 FIGURES = expand(R + "/figures/{name}.{ext}", name=list(FIGURE), ext=["png", "pdf"])
 
 
 wildcard_constraints:
     id="|".join(re.escape(e) for e in EXPERIMENTS),
     name="|".join(FIGURE),
+    image="|".join(re.escape(i) for i in IMAGES) or "(?!)",
 
 
 # ---- Apptainer (snakemake --sdm apptainer) ---------------------------------------------------

@@ -6,12 +6,14 @@ def experiment_inputs(wildcards):
     if vm_experiment(wildcards.id):
         inputs |= {"qemu": R + "/build/qemu.txt", "image": R + "/build/image.txt",
                    "router": R + "/build/router.txt"}
+    if experiment_image(wildcards.id):
+        inputs["user_image"] = R + f"/build/images/{experiment_image(wildcards.id)}.txt"
     return inputs
 
 
 def experiment_threads(wildcards):
     e = EXPERIMENTS[wildcards.id]
-    vms = e["n"] + (e["mode"] == "netem")  # netem's bridge may be a router VM
+    vms = e["participants"] + (e["mode"] == "netem")  # netem's bridge may be a router VM
     return min(max(vms, 1), workflow.cores) if vm_experiment(wildcards.id) else 1
 
 
@@ -25,10 +27,10 @@ rule experiment:
         R + "/logs/runs/{id}.log",
     params:
         spec=lambda wildcards: EXPERIMENTS[wildcards.id],
-        workload=lambda wildcards: WORKLOADS[EXPERIMENTS[wildcards.id]["workload"]].fingerprint(),
+        workload=lambda wildcards: workloads.of(EXPERIMENTS[wildcards.id]).fingerprint(),
     threads: experiment_threads
     resources:
-        mem_mb=lambda wildcards: 1024 + 512 * EXPERIMENTS[wildcards.id]["n"],
+        mem_mb=lambda wildcards: 1024 + 1024 * EXPERIMENTS[wildcards.id]["participants"],
         runtime=lambda wildcards: int(EXPERIMENTS[wildcards.id]["timeout_s"] // 60) + 5,
     script:
         "../scripts/run_experiment.py"

@@ -2,9 +2,9 @@
 # PNG and PDF (tansiv/experiments/figures.py).
 from pathlib import Path
 
-from tansiv.experiments import figures
-from tansiv.experiments.workloads import figures as registry
+from tansiv.experiments import figures, workloads
 
-figures.draw(registry()[snakemake.wildcards.name], figures.read_tables(snakemake.input.tables),
-             snakemake.output.png, snakemake.output.pdf)
+figures.draw(workloads.figures(snakemake.config)[snakemake.wildcards.name],
+             figures.read_tables(snakemake.input.tables), snakemake.output.png,
+             snakemake.output.pdf)
 Path(snakemake.log[0]).write_text(f"drew {snakemake.output.png} and {snakemake.output.pdf}\n")

@@ -10,12 +10,14 @@ from tansiv.vm.images import GuestImage
 
 spec = snakemake.params.spec
 out = Path(snakemake.output.metrics).parent
-build = None
+build, images = None, {}
 if "qemu" in snakemake.input.keys():  # what the build rules made: no need to check it again
     folder = {k: Path(snakemake.input[k]).read_text().strip() for k in ("qemu", "image", "router")}
     build = VMBuild(Path(folder["qemu"]), GuestImage.at(folder["image"]),
                     GuestImage.at(folder["router"]))
-status = runner.run(spec, out, build)
+if "user_image" in snakemake.input.keys():
+    images[spec["definition"]["image"]] = Path(snakemake.input.user_image).read_text().strip()
+status = runner.run(spec, out, build, images)
 figure = f", {status['key_figure']}" if status["key_figure"] else ""
 why = f" ({status['why']})" if status["why"] else ""
 line = (f"experiment {spec['id']}: {status['status']}, {spec['mode']}{figure}, "

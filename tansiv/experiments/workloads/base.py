@@ -29,6 +29,20 @@ class Workload:
     table = None                        # tables/<table>.csv holds its rows of...
     metrics = ()                        # ...these metrics
     figures = ()
+    boot_s = 6                          # simulated seconds its guests take to be ready, with
+                                        # margin (tansiv's guest: 4.3)
+
+    def participants(self, n: int) -> int:
+        """How many participants an experiment of the sweep's n has."""
+        return n
+
+    def left(self, n: int):
+        """How many sit left of a dumbbell's bottleneck (None: n cannot be split)."""
+        return None if n % 2 else n // 2
+
+    def runs_alone(self, participants: int) -> bool:
+        """Whether its experiments make sense in mode none (the VMs each alone)."""
+        return True
 
     def defaults(self) -> dict:
         return {k: v["default"] for k, v in self.params.items() if "default" in v}

@@ -7,19 +7,23 @@ from .base import Figure, Workload, median
 
 
 def _rtt_excess(fig, tables):
-    ax = fig.subplots()
+    """One panel per mode, each with its own scale: tansiv's and process mode's tens of
+    microseconds would sit on zero next to netem's milliseconds."""
     exps = tables["experiments"]
     d = figures.ok(tables["rtt"])
     d = d[(d.metric == "rtt_excess_ns") & ~d.mesh.astype(bool)].assign(
         excess_us=lambda x: x.value / 1e3, latency_ms=lambda x: x.latency_s * 1e3)
+    modes = sorted(d["mode"].unique())
+    axes = fig.subplots(1, max(len(modes), 1), squeeze=False)[0]
     if d.empty:
-        return figures.empty(ax, exps, "ping", "RTT measurements")
+        return figures.empty(axes[0], exps, "ping", "RTT measurements")
     import seaborn as sns
-    sns.lineplot(data=d, x="latency_ms", y="excess_us", hue="mode", style="mode",
-                 estimator="median", errorbar=("pi", 100), marker="o", ax=ax)
-    ax.set_xscale("log")
-    figures.labels(ax, "route latency (ms)", "RTT - model (µs), median and range",
-                   "Ping RTT excess over the model")
+    for ax, mode, colour in zip(axes, modes, sns.color_palette()):
+        sns.lineplot(data=d[d["mode"] == mode], x="latency_ms", y="excess_us",
+                     estimator="median", errorbar=("pi", 100), marker="o", color=colour, ax=ax)
+        ax.set_xscale("log")
+        figures.labels(ax, "route latency (ms)", "RTT - model (µs): median, range", mode)
+    fig.suptitle("Ping RTT excess over the model")
     figures.footnote(fig, exps, "ping")
 
 
@@ -60,8 +64,9 @@ class Ping(Workload):
         Figure("rtt_excess", """Ping round-trip time measured inside
 the participants minus the model (2 × route latency + serialization of request and reply at
 the bottleneck bandwidth), against the route latency, per mode: median and range over every
-ping. tansiv's excess is the guests' own processing time, the same at every latency; netem's
-grows with the host's load.""", _rtt_excess),
+ping, one panel per mode with its own scale. tansiv's excess is the guests' own processing
+time, the same at every latency; netem's grows with the host's load.""", _rtt_excess,
+               size=(11, 4)),
         Figure("ping_matrix", """The seed's validation table: every VM of a full-mesh
 experiment pings every other; each cell is the median RTT (ms) from the row's VM to the
 column's, and its excess over the model.""", _ping_matrix),

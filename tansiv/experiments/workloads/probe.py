@@ -58,7 +58,7 @@ same guest alone, never paused: under tansiv the guest sees no more than that.""
     def extract(self, p, run, run_dir):
         found = metrics.events(run, "probe")
         if not found:
-            raise TansivError(f"no probe result in {run.participants[0].log}")
+            raise TansivError("no probe result in the participants' output")
         pr = found[0][1]
         rows = []
         for clock in ("monotonic", "realtime", "tsc"):
