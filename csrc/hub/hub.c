@@ -629,13 +629,18 @@ int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline)
     return 0;
 }
 
+/* Packets sent at the same ns by different participants go into the simulation in the order
+ * of their senders' addresses, not of their client indices, which follow the order in which
+ * the participants happened to connect: the same run must inject (and, on a link passing one
+ * frame at a time, complete) them in the same order. A sender's own packets keep theirs. */
 static int cmp_packets(const void *a, const void *b)
 {
     const struct tsv_hub_packet *p = a, *q = b;
     if (p->time != q->time)
         return p->time < q->time ? -1 : 1;
-    if (p->client != q->client)
-        return p->client < q->client ? -1 : 1;
+    uint32_t ps = ntohl(p->src), qs = ntohl(q->src);
+    if (ps != qs)
+        return ps < qs ? -1 : 1;
     return p->seq < q->seq ? -1 : p->seq > q->seq;
 }
 

@@ -75,7 +75,7 @@ int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline);
 /* Gathers until every live client reached the deadline: 1 when all did, 0 on timeout
  * (call again), -1 on error. Clients that fail or leave are dropped from the round (events). */
 int tsv_hub_wait(struct tsv_hub *hub, int timeout_ms);
-/* The packets of the last round, sorted by (time, client, order of sending). */
+/* The packets of the last round, sorted by (time, sender's address, order of sending). */
 int tsv_hub_packet_count(const struct tsv_hub *hub);
 const struct tsv_hub_packet *tsv_hub_packets(const struct tsv_hub *hub);
 
