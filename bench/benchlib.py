@@ -1,28 +1,46 @@
 """What the benchmarks share: a run of `tansiv run` on a generated cluster, read back as its
 record."""
 
+import json
+import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+from tansiv import paths
 from tansiv.experiments import topology
 from tansiv.run import deployment
 from tansiv.run.deployment import Actor
 from tansiv.run.record import RunRecord
 
 
-def run(workdir: Path, actors, latency_s: float, *options) -> RunRecord:
+def run(workdir: Path, actors, latency_s: float, *options, env=None) -> RunRecord:
     """Runs actors (one per host h1..hN of a cluster whose routes have latency_s, 125 MB/s)
-    in workdir; exits with tansiv's message if the run fails."""
-    workdir.mkdir()
+    in workdir, with env added to the environment; exits with tansiv's message if the run
+    fails."""
+    workdir.mkdir(exist_ok=True)
     plat = topology.write(workdir / "platform.xml", "cluster", len(actors), latency_s, 125e6)
     dep = deployment.write(workdir / "deployment.xml", actors)
     r = subprocess.run([sys.executable, "-m", "tansiv.cli", "run", plat, dep, "--out",
                         workdir / "run", "--quiet", "--log-level", "warning", *map(str, options)],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True,
+                       env=dict(os.environ, **{k: str(v) for k, v in (env or {}).items()}))
     if r.returncode != 0:
         sys.exit(f"tansiv run failed in {workdir}:\n{r.stderr}")
     return RunRecord.load(workdir / "run")
+
+
+def floor_us(n: int, rounds: int = 20000, repeats: int = 3) -> float:
+    """The machine's floor: µs per round of a bare barrier of n processes over shared memory
+    and futexes (csrc/bench/barrier.c), measured now; the median of a few tries, since where
+    the scheduler happens to put the processes moves it by half."""
+    tries = []
+    for _ in range(repeats):
+        out = subprocess.run([str(paths.libexecdir() / "bench" / "barrier"), str(n),
+                              str(rounds)], capture_output=True, text=True, check=True).stdout
+        tries.append(json.loads(out)["us_per_round"])
+    return statistics.median(tries)
 
 
 def actor(k: int, program: str, *args) -> Actor:

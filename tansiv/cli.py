@@ -26,8 +26,20 @@ def seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e))
 
 
+def ring_size(text: str) -> int:
+    """argparse's type for --ring-size: a power of two of bytes from 128 KiB to 1 GiB."""
+    try:
+        n = units.size(text)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    if not (128 << 10 <= n <= 1 << 30) or n & (n - 1):
+        raise argparse.ArgumentTypeError(f"'{text}': expected a power of two from 128KiB to "
+                                         "1GiB")
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
-    from .run.coordinator import END_GRACE_S
+    from .run.coordinator import END_GRACE_S, RING_SIZE, TRANSPORTS
     from .vm.netem import WHERE
     ap = argparse.ArgumentParser(prog="tansiv", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"tansiv {__version__}")
@@ -78,6 +90,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--pcap", action="store_true",
                      help="write what each participant sent and received, in simulated time, "
                           "as pcap files in the run's folder (pcap/ADDRESS.pcap)")
+    run.add_argument("--transport", choices=TRANSPORTS, default="shm",
+                     help="how local participants speak to the coordinator: shared-memory "
+                          "channels (default) or their sockets (participants over TCP always "
+                          "use theirs)")
+    run.add_argument("--ring-size", type=ring_size, default=RING_SIZE, metavar="SIZE",
+                     help=f"bytes of each ring of a channel (131072, 128KiB, 1MiB...), a power "
+                          f"of two from 128 KiB to 1 GiB "
+                          f"(default {RING_SIZE >> 20} MiB); a full ring makes its sender wait")
     run.add_argument("--quiet", action="store_true",
                      help="do not echo the participants' output")
     run.add_argument("--report", choices=["rtt"],
@@ -193,7 +213,8 @@ def cmd_run(args) -> int:
     from .run.coordinator import Options
     opts = Options(force_lookahead_ns=_ns(args.force), until_ns=_ns(args.until),
                    overhead=args.overhead, connect_timeout_s=args.connect_timeout,
-                   end_grace_s=args.end_grace, echo=not args.quiet, pcap=args.pcap)
+                   end_grace_s=args.end_grace, echo=not args.quiet, pcap=args.pcap,
+                   transport=args.transport, ring_size=args.ring_size)
     inputs = _inputs(args)
     rundir = args.out or session.default_out()
     r = session.run(inputs, rundir, opts, socket=args.socket, main=args.main)

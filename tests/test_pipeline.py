@@ -84,19 +84,28 @@ def tiny(tmp_path_factory):
 def test_tiny_sweep_tables(tiny):
     results, _ = tiny
     exps = {e["id"]: e for e in table(results, "experiments")}
-    assert len(exps) == 4 and all(e["status"] == "ok" for e in exps.values()), exps
+    assert len(exps) == 5 and all(e["status"] == "ok" for e in exps.values()), exps
     rtt = [r for r in table(results, "rtt") if r["metric"] == "rtt_excess_ns"]
     by_mode = {}
     for r in rtt:
         by_mode.setdefault(r["mode"], []).append(float(r["value"]))
-    assert len(by_mode["tansiv"]) == 5 and len(by_mode["process"]) == 10
+    assert len(by_mode["tansiv"]) == 5 and len(by_mode["process"]) == 15
     # The bounds of the VM issue (guest processing, constant) and of process mode.
     assert all(0 < v < 200_000 for v in by_mode["tansiv"])
     assert 0 <= sorted(by_mode["process"])[5] <= 50_000
     gtod = table(results, "gettimeofday")
     assert {r["label"] for r in gtod} == {"gettimeofday", "vsg_gettimeofday"}
     speed = [r for r in table(results, "speed") if r["metric"] == "sim_per_wall"]
-    assert len(speed) == 4 and all(float(r["value"]) > 0 for r in speed)
+    assert len(speed) == 5 and all(float(r["value"]) > 0 for r in speed)
+    # A sweep's transports: one experiment each, run with that transport.
+    per_round = [r for r in table(results, "speed") if r["metric"] == "us_per_round"]
+    assert sorted((r["sweep"], r["transport"]) for r in per_round) == [
+        ("gettimeofday", "shm"), ("latency", "shm"), ("latency", "shm"),
+        ("process_latency", "shm"), ("process_latency", "socket")]
+    socket_run = [e for e in exps if "-socket-" in e]
+    assert len(socket_run) == 1
+    record = json.loads((results / "runs" / socket_run[0] / "run" / "run.json").read_text())
+    assert {p["transport"] for p in record["participants"]} == {"socket"}
 
 
 def test_tiny_sweep_figures_and_report(tiny, tmp_path):
@@ -109,7 +118,7 @@ def test_tiny_sweep_figures_and_report(tiny, tmp_path):
     # One status line per experiment, with its key figure.
     lines = [l for l in r.stderr.splitlines() if l.startswith("experiment ")
              and ": ok, " in l]
-    assert len(lines) == 4 and any("median RTT excess" in l for l in lines)
+    assert len(lines) == 5 and any("median RTT excess" in l for l in lines)
     report = tmp_path / "report.html"
     rr = snakemake("--configfile", DATA / "sweep-tiny.yaml", "--config", f"results={results}",
                    "--report", report)
@@ -192,7 +201,7 @@ def test_apptainer_gives_the_native_results(tmp_path):
                   DATA / "sweep-tiny.yaml", "--config", f"results={contained}", timeout=3600)
     assert r.returncode == 0, r.stderr[-5000:]
     exps = table(contained, "experiments")
-    assert len(exps) == 4 and all(e["status"] == "ok" for e in exps), exps
+    assert len(exps) == 5 and all(e["status"] == "ok" for e in exps), exps
     assert all(e["container"].endswith(".sif") for e in exps)
     assert not any(e["container"] for e in table(native, "experiments"))
 

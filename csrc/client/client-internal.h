@@ -1,6 +1,7 @@
 /* Internals of the client library, shared by its modules:
  *   options.c          argv options of vsg_init
  *   session.c          the protocol (hello, synchronization at deadlines, sends, receive queue)
+ *   link.c             its way to the hub: the socket, or a shared-memory channel
  *   backend_process.c  process time back end (CLOCK_MONOTONIC, POSIX timer + signal)
  *   api.c              the vsg_* functions
  */
@@ -11,8 +12,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "shm.h"
 #include "tansiv-client.h"
 #include "tansiv-protocol.h"
+#include "trace.h"
 
 struct tsv_options {
     char *socket;          /* -a */
@@ -50,9 +53,21 @@ struct tsv_backend {
     /* After a synchronization in which the session ended: END (lost = 0), or the coordinator
      * went away or broke the protocol (lost = 1). Called outside enter/leave. */
     void (*on_end)(struct vsg_context *ctx, int lost);
+    /* Work done so far, for the round trace (QEMU: guest instructions); may be NULL. */
+    uint64_t (*work)(struct vsg_context *ctx);
 };
 
 enum tsv_state { TSV_STATE_INIT, TSV_STATE_RUNNING, TSV_STATE_ENDED, TSV_STATE_STOPPED };
+
+/* The shared-memory channel, once the hub gave one (link.c). */
+struct tsv_link {
+    int channel;                     /* 1: frames go through the rings, not the socket */
+    struct tsv_shm_barrier *barrier;
+    void *map;                       /* the two rings */
+    size_t map_size;
+    struct tsv_ring_end to_hub, from_hub;
+    int event_fd;                    /* the hub's: signalled when it has something to do */
+};
 
 struct tsv_rx_slot {
     uint32_t src, dst, len;
@@ -75,9 +90,9 @@ struct vsg_context {
     _Atomic int end_told;  /* backend->on_end was called */
     atomic_flag lock;      /* protocol writes and synchronizations */
 
-    /* Frames to the coordinator, not written yet (under the lock). */
-    uint8_t *out;
-    size_t out_len, out_cap;
+    struct tsv_trace trace; /* TANSIV_TRACE */
+    struct tsv_link link;
+    uint8_t *scratch;       /* TSV_MAX_PAYLOAD bytes: the payload of the frame just read */
 
     /* Time base, written by the synchronization, read anywhere through the sequence lock. */
     _Atomic uint32_t seq;
@@ -113,6 +128,19 @@ void tsv_session_notify(struct vsg_context *ctx, int n);
 int tsv_session_send(struct vsg_context *ctx, uint32_t dst, uint32_t len, const uint8_t *msg,
                      int *delivered);
 void tsv_session_close(struct vsg_context *ctx);
+
+/* link.c: under the lock. 0, or -1 after logging why (the coordinator is lost). */
+/* Says HELLO; returns the session's first frame (payload in ctx->scratch), after setting up
+ * the channel if the hub gives one. */
+int tsv_link_open(struct vsg_context *ctx, uint16_t role, struct tsv_header *first);
+/* Writes a frame through to the hub (a send is in its reach when this returns). */
+int tsv_link_send(struct vsg_context *ctx, uint16_t type, uint64_t time, uint32_t dst,
+                  const void *payload, uint32_t len);
+/* After AT_DEADLINE: the last participant to get there wakes the hub. */
+void tsv_link_reached(struct vsg_context *ctx);
+/* The next frame from the hub, waiting for it; its payload in ctx->scratch. */
+int tsv_link_read(struct vsg_context *ctx, struct tsv_header *h);
+void tsv_link_close(struct vsg_context *ctx);
 
 void tsv_spin_lock(atomic_flag *lock);
 void tsv_spin_unlock(atomic_flag *lock);

@@ -1,6 +1,6 @@
 /* The client side of the protocol (tansiv-protocol.h), independent of the time back end.
  *
- * Locking: every function that writes to the socket or changes the time base runs between
+ * Locking: every function that writes to the hub or changes the time base runs between
  * backend->enter and backend->leave (the process back end blocks its deadline signal and takes
  * ctx->lock). Readers of the time base use the sequence lock ctx->seq and never block, so that
  * vsg_gettimeofday can be called from anywhere, even while a synchronization is under way. */
@@ -78,96 +78,25 @@ uint64_t tsv_session_now(struct vsg_context *ctx)
     return raw < d ? raw : d;
 }
 
-/* ---- frames out ---------------------------------------------------------------------------
- * Frames to the coordinator are gathered in ctx->out and written at the deadline with
- * AT_DEADLINE, in one write (or earlier when much is pending). There is always room left for
- * one header, so that the deadline, which may run in a signal handler, never allocates. */
-
-#define OUT_INITIAL (64 * 1024)
-#define OUT_FLUSH_AT (256 * 1024)
+/* ---- frames ------------------------------------------------------------------------------ */
 
 int tsv_session_init(struct vsg_context *ctx)
 {
-    ctx->out = malloc(OUT_INITIAL);
-    ctx->out_cap = ctx->out ? OUT_INITIAL : 0;
-    ctx->out_len = 0;
-    return ctx->out ? 0 : ENOMEM;
+    tsv_trace_open(&ctx->trace, ctx->opt.address);
+    ctx->link.event_fd = -1;
+    ctx->scratch = malloc(TSV_MAX_PAYLOAD);
+    return ctx->scratch ? 0 : ENOMEM;
 }
 
 void tsv_session_free(struct vsg_context *ctx)
 {
-    free(ctx->out);
-    ctx->out = NULL;
+    tsv_trace_close(&ctx->trace);
+    free(ctx->scratch);
+    ctx->scratch = NULL;
 }
 
-/* Room for a frame of len payload bytes, plus the spare header. */
-static int out_reserve(struct vsg_context *ctx, uint32_t len)
-{
-    size_t need = ctx->out_len + 2 * TSV_HEADER_SIZE + len;
-    if (need <= ctx->out_cap)
-        return 0;
-    size_t cap = ctx->out_cap * 2;
-    while (cap < need)
-        cap *= 2;
-    uint8_t *p = realloc(ctx->out, cap);
-    if (!p)
-        return ENOMEM;
-    ctx->out = p;
-    ctx->out_cap = cap;
-    return 0;
-}
-
-static void out_frame(struct vsg_context *ctx, uint16_t type, uint64_t time, uint32_t dst,
-                      const void *payload, uint32_t len)
-{
-    ctx->out_len += tsv_frame_put(ctx->out + ctx->out_len, type, time, ctx->opt.address, dst,
-                                  payload, len);
-}
-
-static int out_flush(struct vsg_context *ctx)
-{
-    int rc = tsv_write_all(ctx->fd, ctx->out, ctx->out_len);
-    ctx->out_len = 0;
-    return rc;
-}
-
-/* ---- frames in ---------------------------------------------------------------------------- */
-
-static void discard(int fd, uint32_t len)
-{
-    unsigned char scratch[4096];
-    while (len > 0) {
-        uint32_t n = len < sizeof(scratch) ? len : sizeof(scratch);
-        if (tsv_read_full(fd, scratch, n) != (ssize_t)n)
-            return;
-        len -= n;
-    }
-}
-
-/* Reads one header; 0, or -1 after logging why (end of file, I/O or framing error). */
-static int read_header(struct vsg_context *ctx, struct tsv_header *h)
-{
-    ssize_t n = tsv_read_full(ctx->fd, h, sizeof(*h));
-    if (n == 0) {
-        TSV_LOG(TSV_ERROR, "coordinator closed the connection");
-        return -1;
-    }
-    if (n < 0) {
-        if (errno == ECONNRESET)
-            TSV_LOG(TSV_ERROR, "coordinator closed the connection in the middle of a frame");
-        else
-            TSV_LOG(TSV_ERROR, "reading from the coordinator: %s", strerror(errno));
-        return -1;
-    }
-    char why[96];
-    if (tsv_header_check(h, why, sizeof(why))) {
-        TSV_LOG(TSV_ERROR, "protocol error from the coordinator: %s", why);
-        return -1;
-    }
-    return 0;
-}
-
-/* Stores a DELIVER frame's payload in the receive ring, or drops it with a warning. */
+/* Stores a delivery's payload (ctx->scratch) in the receive ring, or drops it with a
+ * warning: 1 if stored, 0 if dropped. */
 static int receive_delivery(struct vsg_context *ctx, const struct tsv_header *h)
 {
     uint32_t head = atomic_load_explicit(&ctx->rx_head, memory_order_acquire);
@@ -177,14 +106,10 @@ static int receive_delivery(struct vsg_context *ctx, const struct tsv_header *h)
                 (unsigned long long)h->time,
                 h->len > MAX_PACKET_SIZE ? "larger than MAX_PACKET_SIZE" : "receive queue full");
         atomic_fetch_add(&ctx->rx_dropped, 1);
-        discard(ctx->fd, h->len);
         return 0;
     }
     struct tsv_rx_slot *slot = &ctx->ring[tail % ctx->ring_cap];
-    if (h->len && tsv_read_full(ctx->fd, slot->data, h->len) != (ssize_t)h->len) {
-        TSV_LOG(TSV_ERROR, "reading a delivery from the coordinator: %s", strerror(errno));
-        return -1;
-    }
+    memcpy(slot->data, ctx->scratch, h->len);
     slot->src = h->src;
     slot->dst = h->dst;
     slot->len = h->len;
@@ -213,15 +138,8 @@ int tsv_session_connect(struct vsg_context *ctx)
 
 int tsv_session_start(struct vsg_context *ctx)
 {
-    struct tsv_hello hello = {.magic = TSV_MAGIC, .version = TSV_VERSION,
-                              .role = ctx->backend->role, .pid = (uint32_t)getpid()};
-    out_frame(ctx, TSV_HELLO, 0, 0, &hello, sizeof(hello));
-    if (out_flush(ctx)) {
-        TSV_LOG(TSV_ERROR, "sending HELLO: %s", strerror(errno));
-        return EIO;
-    }
     struct tsv_header h;
-    if (read_header(ctx, &h))
+    if (tsv_link_open(ctx, ctx->backend->role, &h))
         return EPROTO;
     if (h.type == TSV_END) {
         TSV_LOG(TSV_ERROR, "the coordinator ended the simulation before it started");
@@ -266,16 +184,18 @@ static int synchronize(struct vsg_context *ctx)
     if (raw < d)
         return 0; /* a stale or early signal */
 
-    out_frame(ctx, TSV_AT_DEADLINE, d, 0, NULL, 0);
-    if (out_flush(ctx)) {
+    tsv_trace_reached(&ctx->trace);
+    if (tsv_link_send(ctx, TSV_AT_DEADLINE, d, 0, NULL, 0)) {
         TSV_LOG(TSV_ERROR, "sending AT_DEADLINE(%llu): %s", (unsigned long long)d,
                 strerror(errno));
         goto lost;
     }
+    tsv_link_reached(ctx);
+    tsv_trace_sent(&ctx->trace);
     int delivered = 0;
     for (;;) {
         struct tsv_header h;
-        if (read_header(ctx, &h))
+        if (tsv_link_read(ctx, &h))
             goto lost;
         switch (h.type) {
         case TSV_DELIVER:
@@ -285,13 +205,7 @@ static int synchronize(struct vsg_context *ctx)
                         (unsigned long long)h.time, (unsigned long long)d);
                 goto lost;
             }
-            switch (receive_delivery(ctx, &h)) {
-            case 1:
-                delivered++;
-                break;
-            case -1:
-                goto lost;
-            }
+            delivered += receive_delivery(ctx, &h);
             break;
         case TSV_GOTO:
             if (h.len != 0 || h.time <= d) {
@@ -305,11 +219,11 @@ static int synchronize(struct vsg_context *ctx)
             set_time_base(ctx, h.time, now - d);
             if (ctx->backend->arm(ctx, now - d + h.time))
                 goto lost;
+            tsv_trace_resumed(&ctx->trace, d, ctx->backend->work ? ctx->backend->work(ctx) : 0);
             return delivered;
         case TSV_END:
             TSV_LOG(TSV_INFO, "the coordinator ended the simulation at %llu ns",
                     (unsigned long long)d);
-            discard(ctx->fd, h.len);
             end_session(ctx, d, 0);
             return delivered;
         default:
@@ -367,10 +281,8 @@ int tsv_session_send(struct vsg_context *ctx, uint32_t dst, uint32_t len, const 
         uint64_t d, raw;
         read_time(ctx, &d, &raw);
         if (raw < d) {
-            if (out_reserve(ctx, len))
-                return ENOMEM;
-            out_frame(ctx, TSV_SEND, raw, dst, msg, len);
-            if (ctx->out_len >= OUT_FLUSH_AT && out_flush(ctx)) {
+            /* Written through: in the hub's reach even if the program ends right after. */
+            if (tsv_link_send(ctx, TSV_SEND, raw, dst, msg, len)) {
                 TSV_LOG(TSV_ERROR, "sending to the coordinator: %s", strerror(errno));
                 end_session(ctx, d, 1);
                 return EPIPE;
@@ -387,14 +299,12 @@ int tsv_session_send(struct vsg_context *ctx, uint32_t dst, uint32_t len, const 
 void tsv_session_close(struct vsg_context *ctx)
 {
     if (atomic_load(&ctx->state) == TSV_STATE_RUNNING) {
-        if (ctx->out_len && out_flush(ctx)) /* what was sent before leaving still counts */
-            TSV_LOG(TSV_WARN, "could not hand the last packets to the coordinator: %s",
-                    strerror(errno));
         uint64_t now = tsv_session_now(ctx);
         ctx->backend->stop(ctx);
         set_time_base(ctx, now, ctx->backend->clock_ns(ctx) - now);
         atomic_store(&ctx->state, TSV_STATE_STOPPED);
     }
+    tsv_link_close(ctx);
     if (ctx->fd >= 0) {
         close(ctx->fd);
         ctx->fd = -1;

@@ -1,12 +1,11 @@
 /* The hub (see tansiv-hub.h): non-blocking sockets, one epoll set, per-client input and
- * output buffers. A client's misbehaviour (bad frame, early or late time, broken connection)
- * removes that client with an event naming it; it never stops the hub. */
+ * output buffers, and local participants' shared-memory channels (channel.c). A client's
+ * misbehaviour (bad frame, early or late time, broken connection) removes that client with an
+ * event naming it; it never stops the hub. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #define TSV_LOG_COMPONENT "hub"
-#include "tansiv-hub.h"
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -19,67 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hub-internal.h"
 #include "log.h"
-#include "tansiv-protocol.h"
 #include "transport.h"
-
-enum client_state {
-    C_CONNECTED, /* no HELLO yet */
-    C_IDLE,      /* stopped at the barrier */
-    C_RUNNING,   /* granted a deadline it has not reached yet */
-    C_DEAD
-};
-
-struct buf {
-    uint8_t *data;
-    size_t off, len, cap; /* bytes [off, len) are pending */
-};
-
-struct client {
-    int fd;
-    int index; /* in hub->clients, -1 before HELLO */
-    enum client_state state;
-    uint32_t addr, pid;
-    int role;
-    int want_out; /* EPOLLOUT registered */
-    uint64_t stopped_at, held_ns; /* when it reached the barrier; total time held there */
-    struct buf in, out;
-    char name[64];
-};
-
-struct slot {
-    uint8_t *data;
-    uint32_t len, gen;
-    uint32_t src, dst;
-    int used;
-};
-
-struct tsv_hub {
-    int listen_fd, epfd;
-    char *unix_path;
-    char address[128];
-    char error[256];
-
-    struct client **clients; /* said HELLO, in that order */
-    int nclients, clients_cap;
-    struct client **pending; /* connected, no HELLO yet */
-    int npending, pending_cap;
-    int alive;
-
-    uint64_t barrier, deadline; /* slice [barrier, deadline) */
-    int waiting;                /* clients yet to reach the deadline */
-
-    struct tsv_hub_packet *packets;
-    int npackets, packets_cap;
-
-    struct slot *slots;
-    uint32_t nslots, slots_cap, *free_slots, nfree, held;
-
-    struct tsv_hub_event *events;
-    int ev_head, ev_len, ev_cap;
-
-    struct tsv_hub_stats stats;
-};
 
 static uint64_t clock_ns(clockid_t id)
 {
@@ -141,6 +82,7 @@ static void push_event(struct tsv_hub *hub, int kind, struct client *c, const ch
     }
     hub->events = grow(hub->events, &hub->ev_cap, hub->ev_len + 1, sizeof(*hub->events));
     struct tsv_hub_event *ev = &hub->events[hub->ev_len++];
+    hub->events_total++;
     ev->kind = kind;
     ev->client = c ? c->index : -1;
     ev->time = hub->barrier;
@@ -253,13 +195,14 @@ static void close_client(struct tsv_hub *hub, struct client *c)
     close(c->fd);
     c->fd = -1;
     c->state = C_DEAD;
+    channel_release(c);
     free(c->in.data);
     free(c->out.data);
     memset(&c->in, 0, sizeof(c->in));
     memset(&c->out, 0, sizeof(c->out));
 }
 
-static void fail(struct tsv_hub *hub, struct client *c, const char *fmt, ...)
+void hub_fail(struct tsv_hub *hub, struct client *c, const char *fmt, ...)
 {
     char msg[200];
     va_list ap;
@@ -281,6 +224,10 @@ static void watch_output(struct tsv_hub *hub, struct client *c, int on)
 
 static int flush(struct tsv_hub *hub, struct client *c)
 {
+    if (c->channel) {
+        channel_flush(hub, c);
+        return 0;
+    }
     struct buf *b = &c->out;
     while (b->off < b->len) {
         ssize_t n = send(c->fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -291,7 +238,7 @@ static int flush(struct tsv_hub *hub, struct client *c)
                 watch_output(hub, c, 1);
                 return 0;
             }
-            fail(hub, c, "write error: %s", strerror(errno));
+            hub_fail(hub, c, "write error: %s", strerror(errno));
             return -1;
         }
         b->off += (size_t)n;
@@ -316,20 +263,20 @@ static void on_hello(struct tsv_hub *hub, struct client *c, const struct tsv_hea
 {
     struct tsv_hello hello;
     if (h->type != TSV_HELLO) {
-        fail(hub, c, "first frame has type %u, expected HELLO", h->type);
+        hub_fail(hub, c, "first frame has type %u, expected HELLO", h->type);
         return;
     }
     if (h->len != sizeof(hello)) {
-        fail(hub, c, "HELLO of %u bytes, expected %zu", h->len, sizeof(hello));
+        hub_fail(hub, c, "HELLO of %u bytes, expected %zu", h->len, sizeof(hello));
         return;
     }
     memcpy(&hello, payload, sizeof(hello));
     if (hello.magic != TSV_MAGIC) {
-        fail(hub, c, "HELLO with bad magic 0x%08x: not a tansiv client", hello.magic);
+        hub_fail(hub, c, "HELLO with bad magic 0x%08x: not a tansiv client", hello.magic);
         return;
     }
     if (hello.version != TSV_VERSION) {
-        fail(hub, c, "speaks protocol version %u, this hub speaks %u", hello.version,
+        hub_fail(hub, c, "speaks protocol version %u, this hub speaks %u", hello.version,
              TSV_VERSION);
         return;
     }
@@ -348,30 +295,31 @@ static void on_hello(struct tsv_hub *hub, struct client *c, const struct tsv_hea
     hub->alive++;
     describe(c);
     push_event(hub, TSV_HUB_JOINED, c, "%s joined (role %u)", c->name, hello.role);
+    channel_offer(hub, c, h);
 }
 
-static void on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
-                     const uint8_t *payload)
+void hub_on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
+                  const uint8_t *payload)
 {
     if (c->state == C_CONNECTED) {
         on_hello(hub, c, h, payload);
         return;
     }
     if (c->state != C_RUNNING) {
-        fail(hub, c, "sent a frame of type %u while stopped at the barrier %llu ns", h->type,
+        hub_fail(hub, c, "sent a frame of type %u while stopped at the barrier %llu ns", h->type,
              (unsigned long long)hub->barrier);
         return;
     }
     switch (h->type) {
     case TSV_SEND:
         if (h->time < hub->barrier || h->time >= hub->deadline) {
-            fail(hub, c, "sent a packet stamped %llu ns, outside its slice [%llu, %llu) ns",
+            hub_fail(hub, c, "sent a packet stamped %llu ns, outside its slice [%llu, %llu) ns",
                  (unsigned long long)h->time, (unsigned long long)hub->barrier,
                  (unsigned long long)hub->deadline);
             return;
         }
         if (h->src != c->addr) {
-            fail(hub, c, "sent a packet with a source address other than its own");
+            hub_fail(hub, c, "sent a packet with a source address other than its own");
             return;
         }
         hub->packets = grow(hub->packets, &hub->packets_cap, hub->npackets + 1,
@@ -388,7 +336,7 @@ static void on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_hea
         break;
     case TSV_AT_DEADLINE:
         if (h->time != hub->deadline || h->len != 0) {
-            fail(hub, c, "AT_DEADLINE(%llu ns, %u bytes) while the deadline is %llu ns",
+            hub_fail(hub, c, "AT_DEADLINE(%llu ns, %u bytes) while the deadline is %llu ns",
                  (unsigned long long)h->time, h->len, (unsigned long long)hub->deadline);
             return;
         }
@@ -397,7 +345,7 @@ static void on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_hea
         hub->waiting--;
         break;
     default:
-        fail(hub, c, "unexpected frame type %u", h->type);
+        hub_fail(hub, c, "unexpected frame type %u", h->type);
     }
 }
 
@@ -413,19 +361,24 @@ static void on_readable(struct tsv_hub *hub, struct client *c)
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
             if (errno != ECONNRESET) {
-                fail(hub, c, "read error: %s", strerror(errno));
+                hub_fail(hub, c, "read error: %s", strerror(errno));
                 return;
             }
             n = 0; /* a peer that closed with unread input: an end of file like another */
         }
         if (n == 0) {
             if (c->in.len > c->in.off)
-                fail(hub, c, "connection closed in the middle of a frame");
+                hub_fail(hub, c, "connection closed in the middle of a frame");
             else if (c->state == C_CONNECTED)
-                fail(hub, c, "connection closed before HELLO");
+                hub_fail(hub, c, "connection closed before HELLO");
             else {
-                push_event(hub, TSV_HUB_LEFT, c, "%s left", c->name);
-                close_client(hub, c);
+                /* What it sent before going is in its ring still: it counts. */
+                if (c->channel)
+                    channel_drain(hub, c);
+                if (c->state != C_DEAD) {
+                    push_event(hub, TSV_HUB_LEFT, c, "%s left", c->name);
+                    close_client(hub, c);
+                }
             }
             return;
         }
@@ -437,14 +390,14 @@ static void on_readable(struct tsv_hub *hub, struct client *c)
             char why[96];
             memcpy(&h, c->in.data + c->in.off, TSV_HEADER_SIZE);
             if (tsv_header_check(&h, why, sizeof(why))) {
-                fail(hub, c, "%s", why);
+                hub_fail(hub, c, "%s", why);
                 return;
             }
             if (c->in.len - c->in.off < TSV_HEADER_SIZE + h.len)
                 break;
             const uint8_t *payload = c->in.data + c->in.off + TSV_HEADER_SIZE;
             c->in.off += TSV_HEADER_SIZE + h.len;
-            on_frame(hub, c, &h, payload);
+            hub_on_frame(hub, c, &h, payload);
         }
         if (c->state == C_DEAD)
             return;
@@ -462,6 +415,7 @@ struct tsv_hub *tsv_hub_new(const char *address, char *error, size_t error_len)
     struct tsv_hub *hub = calloc(1, sizeof(*hub));
     if (!hub)
         return NULL;
+    hub->barrier_fd = hub->event_fd = -1;
     hub->listen_fd = tsv_listen(address, hub->address, sizeof(hub->address), hub->error,
                                 sizeof(hub->error));
     if (hub->listen_fd >= 0) {
@@ -509,6 +463,7 @@ void tsv_hub_free(struct tsv_hub *hub)
     }
     for (uint32_t i = 0; i < hub->nslots; i++)
         free(hub->slots[i].data);
+    channels_free(hub);
     if (hub->epfd > 0)
         close(hub->epfd);
     free(hub->clients);
@@ -532,6 +487,7 @@ static void accept_all(struct tsv_hub *hub)
         c->fd = fd;
         c->index = -1;
         c->state = C_CONNECTED;
+        c->from_unix = hub->unix_path != NULL;
         describe(c);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         epoll_ctl(hub->epfd, EPOLL_CTL_ADD, fd, &ev);
@@ -553,10 +509,16 @@ static int poll_once(struct tsv_hub *hub, int timeout_ms)
         set_error(hub, "epoll_wait: %s", strerror(errno));
         return -1;
     }
+    if (n == 0 && hub->ring_size)
+        channels_service(hub);
     for (int i = 0; i < n; i++) {
         struct client *c = evs[i].data.ptr;
         if (!c) {
             accept_all(hub);
+            continue;
+        }
+        if (evs[i].data.ptr == &hub->event_fd) {
+            channels_service(hub);
             continue;
         }
         if (c->state == C_DEAD)
@@ -599,21 +561,17 @@ int tsv_hub_accept(struct tsv_hub *hub, int count, int timeout_ms)
 
 /* ---- rounds ------------------------------------------------------------------------------- */
 
-int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline)
+/* Starts the slice [barrier, deadline) for every client stopped at the barrier. */
+static void start_round(struct tsv_hub *hub, uint64_t deadline)
 {
-    if (deadline <= hub->deadline) {
-        set_error(hub, "deadline %llu ns is not after the previous one (%llu ns)",
-                  (unsigned long long)deadline, (unsigned long long)hub->deadline);
-        return -1;
-    }
-    if (hub->waiting) {
-        set_error(hub, "a round is still under way");
-        return -1;
-    }
-    struct span span = span_begin(hub);
     hub->barrier = hub->deadline;
     hub->deadline = deadline;
     hub->npackets = 0;
+    int on_channels = 0;
+    for (int i = 0; i < hub->nclients; i++)
+        on_channels += hub->clients[i]->state == C_IDLE && hub->clients[i]->channel;
+    if (on_channels)
+        channels_expect(hub, on_channels); /* before any GOTO: they may reach D at once */
     for (int i = 0; i < hub->nclients; i++) {
         struct client *c = hub->clients[i];
         if (c->state != C_IDLE)
@@ -625,6 +583,36 @@ int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline)
         if (c->stopped_at)
             c->held_ns += now_ns() - c->stopped_at;
     }
+}
+
+static int check_goto(struct tsv_hub *hub, uint64_t deadline)
+{
+    if (deadline <= hub->deadline) {
+        set_error(hub, "deadline %llu ns is not after the previous one (%llu ns)",
+                  (unsigned long long)deadline, (unsigned long long)hub->deadline);
+        return -1;
+    }
+    if (hub->waiting) {
+        set_error(hub, "a round is still under way");
+        return -1;
+    }
+    return 0;
+}
+
+int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline)
+{
+    return tsv_hub_run(hub, deadline, 0, deadline);
+}
+
+int tsv_hub_run(struct tsv_hub *hub, uint64_t deadline, uint64_t step, uint64_t limit)
+{
+    if (check_goto(hub, deadline))
+        return -1;
+    struct span span = span_begin(hub);
+    hub->step = step;
+    hub->limit = limit;
+    hub->rounds_on = step > 0 && deadline < limit;
+    start_round(hub, deadline);
     span_end(hub, span);
     return 0;
 }
@@ -644,27 +632,54 @@ static int cmp_packets(const void *a, const void *b)
     return p->seq < q->seq ? -1 : p->seq > q->seq;
 }
 
+/* The round ended: its packets in order, the barrier moved. */
+static void end_round(struct tsv_hub *hub)
+{
+    qsort(hub->packets, (size_t)hub->npackets, sizeof(*hub->packets), cmp_packets);
+    hub->barrier = hub->deadline;
+    hub->stats.rounds++;
+}
+
+/* Whether the run goes on by itself: the round that ended was idle (no packet, no event the
+ * caller has not seen: no client came or went) and the run's limit is not reached. */
+static int goes_on(const struct tsv_hub *hub, uint64_t events_before)
+{
+    return hub->rounds_on && hub->npackets == 0 && hub->events_total == events_before &&
+           hub->ev_head == hub->ev_len && hub->barrier < hub->limit && hub->alive > 0;
+}
+
 int tsv_hub_wait(struct tsv_hub *hub, int timeout_ms)
 {
     struct span span = span_begin(hub);
     uint64_t end = timeout_ms < 0 ? UINT64_MAX : span.wall + (uint64_t)timeout_ms * 1000000u;
     int rc = 1;
-    while (hub->waiting > 0) {
-        int ms = remaining_ms(end);
-        if (ms == 0) {
+    for (;;) {
+        uint64_t events_before = hub->events_total;
+        while (hub->waiting > 0) {
+            int ms = remaining_ms(end);
+            if (ms == 0) {
+                rc = 0;
+                break;
+            }
+            if (poll_once(hub, ms) < 0) {
+                rc = -1;
+                break;
+            }
+        }
+        if (rc != 1)
+            break;
+        end_round(hub);
+        if (!goes_on(hub, events_before))
+            break;
+        uint64_t next = hub->barrier + hub->step;
+        start_round(hub, next < hub->limit ? next : hub->limit);
+        if (remaining_ms(end) == 0) { /* the caller's turn; the round goes on meanwhile */
             rc = 0;
             break;
         }
-        if (poll_once(hub, ms) < 0) {
-            rc = -1;
-            break;
-        }
     }
-    if (rc == 1) {
-        qsort(hub->packets, (size_t)hub->npackets, sizeof(*hub->packets), cmp_packets);
-        hub->barrier = hub->deadline;
-        hub->stats.rounds++;
-    }
+    if (rc != 0)
+        hub->rounds_on = 0;
     span_end(hub, span);
     return rc;
 }
@@ -734,7 +749,8 @@ int tsv_hub_end(struct tsv_hub *hub, int timeout_ms)
     for (;;) {
         int pending = 0;
         for (int i = 0; i < hub->nclients; i++)
-            if (hub->clients[i]->state != C_DEAD && hub->clients[i]->out.len)
+            if (hub->clients[i]->state != C_DEAD &&
+                hub->clients[i]->out.len > hub->clients[i]->out.off)
                 pending = 1;
         int ms = remaining_ms(end);
         if (!pending || ms == 0)
@@ -751,6 +767,23 @@ static const struct client *get(const struct tsv_hub *hub, int i)
     return i >= 0 && i < hub->nclients ? hub->clients[i] : NULL;
 }
 
+int tsv_hub_channels(struct tsv_hub *hub, uint32_t ring_size)
+{
+    if (hub->nclients || hub->npending || hub->ring_size) {
+        set_error(hub, "channels are set before any client connects, once");
+        return -1;
+    }
+    if (!hub->unix_path)
+        return 0; /* TCP: no shared memory with participants that may be elsewhere */
+    return channels_init(hub, ring_size);
+}
+
+int tsv_hub_client_channel(const struct tsv_hub *hub, int i)
+{
+    return get(hub, i) && get(hub, i)->channel;
+}
+
+uint64_t tsv_hub_barrier(const struct tsv_hub *hub) { return hub->barrier; }
 int tsv_hub_client_count(const struct tsv_hub *hub) { return hub->nclients; }
 int tsv_hub_alive_count(const struct tsv_hub *hub) { return hub->alive; }
 

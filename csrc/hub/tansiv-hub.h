@@ -56,6 +56,14 @@ void tsv_hub_free(struct tsv_hub *hub);
 /* Where clients connect: the path, or tcp:IP:PORT with the port actually bound. */
 const char *tsv_hub_address(const struct tsv_hub *hub);
 
+/* Local participants (on the Unix socket) get shared-memory channels (common/shm.h), each
+ * ring ring_size bytes (a power of two, 128 KiB to 1 GiB), instead of speaking on their
+ * socket. Before any client connects. 0 (also on a TCP hub, which keeps sockets), -1 on
+ * error. */
+int tsv_hub_channels(struct tsv_hub *hub, uint32_t ring_size);
+/* Whether a client speaks through a shared-memory channel (1) or its socket (0). */
+int tsv_hub_client_channel(const struct tsv_hub *hub, int client);
+
 /* Accepts connections until `count` clients said HELLO or timeout_ms passed (< 0: forever).
  * Returns the number of clients that said HELLO, -1 on error (tsv_hub_error). Stops
  * listening when it returns `count`. */
@@ -72,9 +80,16 @@ int tsv_hub_alive_count(const struct tsv_hub *hub);
 
 /* Starts a round: every live client may run until `deadline` (ns, > the last one). */
 int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline);
-/* Gathers until every live client reached the deadline: 1 when all did, 0 on timeout
- * (call again), -1 on error. Clients that fail or leave are dropped from the round (events). */
+/* Starts rounds: the first to `deadline`, then, as long as a round ends idle (no packet, no
+ * client came or went) before `limit`, the next, `step` ns longer (at most to limit), without
+ * returning to the caller: the coordinator is needed only when something happens. */
+int tsv_hub_run(struct tsv_hub *hub, uint64_t deadline, uint64_t step, uint64_t limit);
+/* Gathers until every live client reached the deadline (of the run's last round): 1 when all
+ * did, 0 on timeout (call again: the rounds go on), -1 on error. Clients that fail or leave are
+ * dropped from the round (events). */
 int tsv_hub_wait(struct tsv_hub *hub, int timeout_ms);
+/* The barrier the last round ended at (ns). */
+uint64_t tsv_hub_barrier(const struct tsv_hub *hub);
 /* The packets of the last round, sorted by (time, sender's address, order of sending). */
 int tsv_hub_packet_count(const struct tsv_hub *hub);
 const struct tsv_hub_packet *tsv_hub_packets(const struct tsv_hub *hub);

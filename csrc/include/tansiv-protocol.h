@@ -12,6 +12,14 @@
  *   hub -> client   DELIVER(t)   a packet delivered at t == the client's current time (a barrier)
  *   hub -> client   GOTO(D') ... or END (the simulation is over)
  *
+ * Shared-memory channel (a local participant, on the Unix socket): the HELLO's header.flags has
+ * TSV_HELLO_CHANNEL; the hub may answer CHANNEL (payload struct tsv_channel, and three file
+ * descriptors: the barrier's memory, the channel's memory, the hub's eventfd; common/shm.h).
+ * The same frames then go through the channel's two rings instead of the socket, each end
+ * waking the other when it waits (futexes in the rings, the eventfd); the socket stays open,
+ * for noticing an end that goes away.
+ * A hub that answers GOTO instead keeps the socket.
+ *
  * This header is read by C (client, hub, tests) and by Python through cffi (tansiv/protocol.py):
  * keep it to integer #defines, enums and plain structs.
  */
@@ -24,6 +32,7 @@
 #define TSV_VERSION 1
 #define TSV_HEADER_SIZE 24
 #define TSV_MAX_PAYLOAD 65536
+#define TSV_HELLO_CHANNEL 1 /* HELLO's header.flags: the client can take a shared-memory channel */
 
 enum tsv_msg_type {
     TSV_HELLO = 1,
@@ -31,7 +40,8 @@ enum tsv_msg_type {
     TSV_AT_DEADLINE = 3,
     TSV_GOTO = 16,
     TSV_DELIVER = 17,
-    TSV_END = 18
+    TSV_END = 18,
+    TSV_CHANNEL = 19
 };
 
 enum tsv_role {
@@ -53,6 +63,12 @@ struct tsv_hello {
     uint16_t version; /* TSV_VERSION */
     uint16_t role;    /* enum tsv_role */
     uint32_t pid;
+    uint32_t reserved;
+};
+
+/* CHANNEL's payload. */
+struct tsv_channel {
+    uint32_t ring_size; /* bytes of each ring's data, a power of two */
     uint32_t reserved;
 };
 

@@ -4,16 +4,34 @@
  * (-icount shift=0,sleep=off) the vCPU stops exactly at it, and the callback runs on the vCPU
  * thread with the BQL held: while it blocks in the synchronization no virtual time passes and
  * the guest is frozen, every clock included. The callback talks to the coordinator on its own
- * blocking socket, never through the main loop, which is stalled meanwhile. */
+ * channel or socket, never through the main loop, which is stalled meanwhile.
+ *
+ * An idle guest's round: if, once released, the guest is halted and the next deadline is the
+ * earliest virtual timer, QEMU would hand the vCPU thread to the main loop, which warps virtual
+ * time to that deadline (icount sleep=off), and back: two thread hand-offs that cost more than
+ * the round's synchronization. The callback warps virtual time itself, exactly as the main
+ * loop would, and synchronizes again, for as long as the guest stays idle, at most
+ * IDLE_LOOP_ROUNDS times before the main loop gets its turn. It must be the same run either
+ * way, to the instruction: so the limit is a count, never wall time, and the callback warps
+ * only when its deadline is strictly the earliest timer (with a guest timer due at the same
+ * instant, QEMU's order of the two callbacks is the main loop's to keep). Our timer carries an
+ * attribute bit of its own, so that the earliest of the others can be asked for.
+ * TANSIV_IDLE_WARP=0 in the environment turns this off, for measuring what it saves
+ * (bench/round_breakdown.py); runs are bit-identical with and without. */
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
+#include "qemu/seqlock.h"
 #include "qemu/timer.h"
+#include "system/cpu-timers-internal.h"
+#include "system/cpu-timers.h"
+#include "system/cpus.h"
 #include "system/runstate.h"
 
 #include "client-internal.h"
 
 struct qemu_data {
     QEMUTimer *timer;
+    bool idle_warp; /* see the top of the file */
 };
 
 static uint64_t clock_ns(struct vsg_context *ctx)
@@ -22,15 +40,47 @@ static uint64_t clock_ns(struct vsg_context *ctx)
     return (uint64_t)qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
 }
 
+#define IDLE_LOOP_ROUNDS 100
+/* Marks our deadline timer (QEMU defines bit 0 only, QEMU_TIMER_ATTR_EXTERNAL). */
+#define TSV_TIMER_ATTR ((int)BIT(1))
+QEMU_BUILD_BUG_ON(TSV_TIMER_ATTR & QEMU_TIMER_ATTR_EXTERNAL);
+
+/* If the guest is idle and our deadline is strictly the earliest virtual timer, moves virtual
+ * time to it (as icount_start_warp_timer does with sleep=off) and says so. */
+static bool warp_to_deadline(struct qemu_data *qd)
+{
+    if (!all_cpu_threads_idle() || !timer_pending(qd->timer))
+        return false;
+    int64_t now = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
+    int64_t ours = (int64_t)timer_expire_time_ns(qd->timer) - now;
+    int64_t others = qemu_clock_deadline_ns_all(QEMU_CLOCK_VIRTUAL,
+                                                ~(QEMU_TIMER_ATTR_EXTERNAL | TSV_TIMER_ATTR));
+    if (ours <= 0 || (others >= 0 && others <= ours))
+        return false;
+    seqlock_write_lock(&timers_state.vm_clock_seqlock, &timers_state.vm_clock_lock);
+    qatomic_set_i64(&timers_state.qemu_icount_bias, timers_state.qemu_icount_bias + ours);
+    seqlock_write_unlock(&timers_state.vm_clock_seqlock, &timers_state.vm_clock_lock);
+    return true;
+}
+
 static void on_deadline(void *opaque)
 {
-    tsv_session_deadline(opaque);
+    struct vsg_context *ctx = opaque;
+    struct qemu_data *qd = ctx->backend_data;
+    int rounds = 0;
+    do {
+        tsv_session_deadline(ctx);
+    } while (qd->idle_warp && atomic_load(&ctx->state) == TSV_STATE_RUNNING &&
+             ++rounds < IDLE_LOOP_ROUNDS && warp_to_deadline(qd));
 }
 
 static int start(struct vsg_context *ctx)
 {
     struct qemu_data *qd = g_new0(struct qemu_data, 1);
-    qd->timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, on_deadline, ctx);
+    qd->timer = timer_new_full(NULL, QEMU_CLOCK_VIRTUAL, SCALE_NS, TSV_TIMER_ATTR, on_deadline,
+                               ctx);
+    const char *warp = getenv("TANSIV_IDLE_WARP");
+    qd->idle_warp = !(warp && strcmp(warp, "0") == 0);
     ctx->backend_data = qd;
     return 0;
 }
@@ -84,6 +134,13 @@ static void on_end(struct vsg_context *ctx, int lost)
     }
 }
 
+/* Guest instructions executed so far (icount): what a round's guest did. */
+static uint64_t work(struct vsg_context *ctx)
+{
+    (void)ctx;
+    return (uint64_t)icount_get_raw();
+}
+
 /* The same fields as backend_process.c's table, on purpose (the interface, filled in). */
 const struct tsv_backend tsv_default_backend = {
     .name = "qemu",
@@ -96,4 +153,5 @@ const struct tsv_backend tsv_default_backend = {
     .enter = enter,
     .leave = leave,
     .on_end = on_end,
+    .work = work,
 };

@@ -55,6 +55,8 @@ def command(exp: dict, p: Plan, platform: Path, dep: Path, run_dir: Path) -> lis
             args += ["--force", f"{exp['latency_s']:.9f}"]
         if exp.get("pcap"):
             args.append("--pcap")
+        if exp.get("transport"):
+            args += ["--transport", exp["transport"]]
     else:
         args += ["--timeout", exp["timeout_s"]]
     if mode.name == "netem":
@@ -176,6 +178,9 @@ def _run_metrics(run: RunRecord) -> list:
             {"metric": "wall_s", "value": run.wall_s, "unit": "s"},
             {"metric": "sim_per_wall", "value": run.simulated_s / run.wall_s, "unit": "s/s"},
             {"metric": "rounds", "value": run.rounds, "unit": ""}]
+    if run.rounds:
+        rows.append({"metric": "us_per_round", "value": run.wall_s / run.rounds * 1e6,
+                     "unit": "us"})
     return rows + [{"metric": "held_s", "value": p.held_s, "unit": "s", "src": p.name}
                    for p in run.participants if p.held_s is not None]
 

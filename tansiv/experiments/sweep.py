@@ -2,8 +2,10 @@
 tansiv/experiments/config.py) expanded into experiments, each a dict of plain values with an
 id.
 
-A sweep crosses its lists (modes, latency, bandwidth, n, lookahead) and repeats each point
-`repetitions` times; `defaults`, then BUILTIN_DEFAULTS, fill what a sweep leaves out, and the
+A sweep crosses its lists (modes, transports, latency, bandwidth, n, lookahead) and repeats
+each point
+`repetitions`
+times; `defaults`, then BUILTIN_DEFAULTS, fill what a sweep leaves out, and the
 workload's own defaults what its parameter block leaves out."""
 
 import itertools
@@ -11,12 +13,14 @@ import re
 
 from .. import units
 from ..errors import InputError
+from .modes import MODES
 from .workloads import registry
 
 # What a sweep gets when neither it nor the config's defaults say.
 BUILTIN_DEFAULTS = {"topology": "star", "latency": ["10ms"], "bandwidth": ["1Gbps"], "n": [2],
                     "repetitions": 1}
 TIMEOUT_S = 1800
+TRANSPORTS = ("shm", "socket")  # tansiv run --transport; the first is tansiv's default
 
 
 def _slug(text) -> str:
@@ -42,8 +46,15 @@ def expand(config: dict) -> dict:
         lookaheads = sweep.get("lookahead", [None])
         if w.needs_lookahead and lookaheads == [None]:
             raise InputError(f"{where}: the {w.name} workload needs a lookahead list")
-        for mode, lat, bw, n, la in itertools.product(
-                sweep["modes"], sweep["latency"], sweep["bandwidth"], sweep["n"], lookaheads):
+        transports = sweep.get("transports", [TRANSPORTS[0]])
+        for t in transports:
+            if t not in TRANSPORTS:
+                raise InputError(f"{where}.transports: '{t}' is not a transport "
+                                 f"({', '.join(TRANSPORTS)})")
+        points = [(mode, t) for mode in sweep["modes"]
+                  for t in (transports if MODES[mode].command == "run" else [None])]
+        for (mode, transport), lat, bw, n, la in itertools.product(
+                points, sweep["latency"], sweep["bandwidth"], sweep["n"], lookaheads):
             latency_s = units.duration(lat, f"{where}.latency")
             if latency_s <= 0:
                 raise InputError(f"{where}.latency: must be > 0")
@@ -61,12 +72,15 @@ def expand(config: dict) -> dict:
             for rep in range(sweep["repetitions"]):
                 parts = [name, mode, w.name, _slug(topology), f"n{n}", f"lat{_slug(lat)}",
                          f"bw{_slug(bw)}"]
+                if transport not in (None, TRANSPORTS[0]):
+                    parts.append(transport)  # the default's ids stay as they were
                 if la is not None:
                     parts.append(f"la{_slug(la)}")
                 parts.append(f"r{rep}")
                 eid = "-".join(parts)
                 experiments[eid] = {
-                    "id": eid, "sweep": name, "mode": mode, "workload": w.name,
+                    "id": eid, "sweep": name, "mode": mode, "transport": transport,
+                    "workload": w.name,
                     "definition": definition, "topology": topology, "n": n,
                     "participants": participants, "left": left,
                     "latency": lat, "latency_s": latency_s,

@@ -25,6 +25,9 @@ log = logging.getLogger("tansiv.coordinator")
 
 ECHO_PERIOD_S = 0.25
 WAIT_SLICE_MS = 250
+NEVER = 2**64 - 1  # a date no round reaches
+TRANSPORTS = ("shm", "socket")
+RING_SIZE = 1 << 20
 END_GRACE_S = 5.0  # how long programs may run on after the simulation ended
 
 
@@ -38,6 +41,8 @@ class Options:
     end_grace_s: float = END_GRACE_S
     echo: bool = True             # print participants' output as it comes
     pcap: bool = False            # write what each participant sent and received (pcap/)
+    transport: str = "shm"        # local participants: shared-memory channels, or sockets
+    ring_size: int = RING_SIZE    # bytes of each ring of a channel
 
 
 @dataclass
@@ -103,13 +108,15 @@ class Coordinator:
                                f"{self.opt.connect_timeout_s:g} s: {', '.join(missing)}")
         for i in range(self.hub.client_count()):
             role = "vm" if self.hub.client_role(i) == protocol.ROLE_VM else "process"
-            self.participants.join(i, self.hub.client_address(i), role, self.hub.client_pid(i))
+            p = self.participants.join(i, self.hub.client_address(i), role,
+                                       self.hub.client_pid(i))
+            p.transport = "shm" if self.hub.client_channel(i) else "socket"
         for e in self.hub.events():
             self._record_event(e)
 
     # ---- lookahead -------------------------------------------------------------------------
 
-    def _update_lookahead(self, why: str, among) -> None:
+    def _update_lookahead(self, why: str, among, at_ns: int = 0) -> None:
         computed, route = routes.lookahead(self.routes, among)
         forced = self.opt.force_lookahead_ns
         if forced is not None:
@@ -134,7 +141,7 @@ class Coordinator:
             log.info("lookahead %d ns (%s)%s", new, why,
                      f", from {route.src_host} -> {route.dst_host}"
                      if route and forced is None else "")
-            self.rundir.event({"event": "lookahead", "time_ns": self.now_ns, "lookahead_ns": new,
+            self.rundir.event({"event": "lookahead", "time_ns": at_ns, "lookahead_ns": new,
                                "why": why})
         self.lookahead_ns = new
 
@@ -167,19 +174,17 @@ class Coordinator:
                 net.run_until(nxt)
                 self._deliver_finished(T)
                 nxt = net.next_event()
-            D = T + self.lookahead_ns
-            event_due = nxt >= 0 and ns(nxt) <= D
-            if event_due:
-                D = ns(nxt)
-            if until is not None and D > until:
-                D = until
-                event_due = nxt >= 0 and ns(nxt) <= D
+            # Nothing can happen in the simulation before its next event (or --until): the
+            # hub runs the rounds up to it by itself while they are idle.
+            horizon = min(ns(nxt) if nxt >= 0 else NEVER, until if until is not None else NEVER)
             t1 = perf()
             self.timing.simgrid += t1 - t0
 
-            hub.goto(D)
+            hub.run(min(T + self.lookahead_ns, horizon), self.lookahead_ns, horizon)
             while not hub.wait(WAIT_SLICE_MS):
                 self._echo()
+            D = hub.barrier()
+            event_due = nxt >= 0 and ns(nxt) <= D
             t2 = perf()
             self.timing.hub += t2 - t1
 
@@ -272,18 +277,18 @@ class Coordinator:
                            "time_ns": e.time_ns, "message": e.message})
 
     def _handle_events(self) -> None:
-        changed = False
+        changed, at = False, self.now_ns
         for e in self.hub.events():
             self._record_event(e)
             p = self.participants.by_client(e.client)
             if p is None or e.kind == hubmod.JOINED:
                 continue
-            changed = True
+            changed, at = True, e.time_ns
             if e.kind == hubmod.FAILED:
                 p.failed(e.time_ns, e.message)
                 log.error("participant %s failed: %s", p.name, e.message)
                 continue
-            p.gone(self.now_ns, p.exit_code(wait_s=0.5))
+            p.gone(e.time_ns, p.exit_code(wait_s=0.5))
             if p.state == "crashed":
                 log.error("participant %s crashed at %d ns (%s): going on without it; see %s",
                           p.name, p.end_ns, p.detail, p.log_path)
@@ -292,7 +297,7 @@ class Coordinator:
                          "ended" if p.state == "ended" else "left the simulation", p.end_ns)
         if changed and self.hub.alive_count() > 0:
             self._update_lookahead("a participant left",
-                                   [p.name for p in self.participants.running()])
+                                   [p.name for p in self.participants.running()], at)
 
     def _echo(self) -> None:
         self._last_echo = time.perf_counter_ns()
@@ -330,7 +335,9 @@ class Coordinator:
     def fill(self, r: RunRecord) -> None:
         """The simulation's part of the run's record."""
         stats = self.hub.stats()
-        r.simulated_s = self.now_ns / 1e9
+        # The hub's barrier is ahead of now_ns while it runs idle rounds by itself (a run
+        # interrupted then reached it all the same).
+        r.simulated_s = max(self.now_ns, self.hub.barrier()) / 1e9
         r.wall_s = self.timing.total / 1e9
         r.simulated_s_per_wall_s = r.simulated_s / r.wall_s if r.wall_s > 0 else None
         r.rounds = stats["rounds"]

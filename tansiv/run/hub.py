@@ -49,7 +49,9 @@ class HubEvent:
 
 
 class Hub:
-    def __init__(self, address: str):
+    def __init__(self, address: str, ring_size: int = 0):
+        """Listens on address; ring_size > 0: local participants get shared-memory channels
+        of rings of that many bytes (a power of two, 128 KiB to 1 GiB), 0: sockets only."""
         lib = _library()
         self._lib = lib
         err = ffi.new("char[256]")
@@ -57,6 +59,12 @@ class Hub:
         if self._h == ffi.NULL:
             raise HubError(ffi.string(err).decode())
         self._event = ffi.new("struct tsv_hub_event *")
+        if ring_size:
+            try:
+                self._check(lib.tsv_hub_channels(self._h, ring_size))
+            except HubError:
+                self.close()
+                raise
 
     @property
     def address(self) -> str:
@@ -92,8 +100,19 @@ class Hub:
     def alive_count(self) -> int:
         return self._lib.tsv_hub_alive_count(self._h)
 
+    def client_channel(self, i: int) -> bool:
+        return bool(self._lib.tsv_hub_client_channel(self._h, i))
+
     def goto(self, deadline_ns: int) -> None:
         self._check(self._lib.tsv_hub_goto(self._h, deadline_ns))
+
+    def run(self, deadline_ns: int, step_ns: int, limit_ns: int) -> None:
+        """Rounds: to deadline_ns, then step_ns more each, up to limit_ns, as long as they are
+        idle; wait() returns once one is not, or at the limit (barrier() says where)."""
+        self._check(self._lib.tsv_hub_run(self._h, deadline_ns, step_ns, limit_ns))
+
+    def barrier(self) -> int:
+        return self._lib.tsv_hub_barrier(self._h)
 
     def wait(self, timeout_ms: int) -> bool:
         """True when every live client reached the deadline, False on timeout."""

@@ -67,6 +67,7 @@ class Participant:
     proc: subprocess.Popen = None
     client: int = None          # the hub's index, once it said HELLO
     role: str = None            # process or vm
+    transport: str = None       # how it speaks to the hub: shm (a channel) or socket
     state: str = STARTING
     detail: str = ""
     end_ns: int = None          # simulated time it left at
@@ -129,9 +130,9 @@ class Participant:
     def record(self) -> ParticipantRecord:
         return ParticipantRecord(
             name=self.name, host=self.actor.host, program=str(self.program), role=self.role,
-            state=self.state, detail=self.detail, main=self.main, end_ns=self.end_ns,
-            held_s=self.held_s, exit=self.proc.returncode if self.proc else None,
-            log=str(self.log_path))
+            transport=self.transport, state=self.state, detail=self.detail, main=self.main,
+            end_ns=self.end_ns, held_s=self.held_s,
+            exit=self.proc.returncode if self.proc else None, log=str(self.log_path))
 
     # ---- its output --------------------------------------------------------------------
 

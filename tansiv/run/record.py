@@ -22,6 +22,7 @@ class ParticipantRecord:
     host: str
     program: str
     role: str = None         # process or vm
+    transport: str = None    # shm (a shared-memory channel) or socket
     state: str = "starting"  # running, ended, left, crashed, failed
     detail: str = ""
     main: bool = False       # its end ends the run

@@ -138,7 +138,7 @@ def run(inputs: Inputs, out: Path, options: Options = None, socket: str = None,
     s = _Session("tansiv", inputs, out, {
         "force_s": _seconds(options.force_lookahead_ns), "until_s": _seconds(options.until_ns),
         "overhead": options.overhead, "socket": socket, "main": sorted(main),
-        "pcap": options.pcap})
+        "pcap": options.pcap, "transport": options.transport, "ring_size": options.ring_size})
     members = Participants(Participant(a, prog, s.rundir.participant_log(a.address),
                                        main=a.address in main)
                            for a, prog in zip(d.actors, programs))
@@ -149,7 +149,7 @@ def run(inputs: Inputs, out: Path, options: Options = None, socket: str = None,
             if socket is None:
                 tmpdir = tempfile.mkdtemp(prefix="tansiv-")
                 socket = s.record.options["socket"] = f"{tmpdir}/hub.sock"
-            hub = Hub(socket)
+            hub = Hub(socket, options.ring_size if options.transport == "shm" else 0)
             coord = Coordinator(inputs.network, members, inputs.routes, hub, s.rundir, options)
             coord.check()  # a run that cannot have a lookahead starts no program
             env = {"TANSIV_SOCKET": hub.address, "TANSIV_PEERS": ",".join(p.name for p in members),

@@ -15,7 +15,8 @@ WORKLOADS = {w.name: w for w in (Ping(), Probe(), Iperf3(), GetTimeOfDay(), Idle
 
 # Every experiment's run metrics (tansiv/experiments/runner.py), in a table of their own;
 # with the time each participant was held, what a run measures of itself, not its workload.
-RUN_TABLE, RUN_METRICS = "speed", ("sim_per_wall", "simulated_s", "wall_s", "rounds")
+RUN_TABLE, RUN_METRICS = "speed", ("sim_per_wall", "simulated_s", "wall_s", "rounds",
+                                   "us_per_round")
 SELF_METRICS = RUN_METRICS + ("held_s",)
 
 
@@ -42,5 +43,5 @@ def figures(config: dict = None) -> dict:
     return {f.name: f for w in registry(config).values() for f in w.figures}
 
 
-__all__ = ["WORKLOADS", "RUN_TABLE", "RUN_METRICS", "SELF_METRICS", "Configured", "Figure", "Workload",
-           "registry", "of", "tables", "figures"]
+__all__ = ["WORKLOADS", "RUN_TABLE", "RUN_METRICS", "SELF_METRICS", "Configured", "Figure",
+           "Workload", "registry", "of", "tables", "figures"]

@@ -7,19 +7,25 @@ from .base import Figure, Workload
 
 def _speed(fig, tables):
     import seaborn as sns
-    ax = fig.subplots()
+    axes = fig.subplots(1, 2)
     d = figures.ok(tables["speed"])
-    d = d[d.metric == "sim_per_wall"]
     if (d.workload == "idle").any():
         d = d[d.workload == "idle"]
     if d.empty:
-        return figures.empty(ax, tables["experiments"], "idle", "timed runs")
-    sns.lineplot(data=d, x="n", y="value", hue="mode", style="mode", marker="o",
-                 estimator="median", errorbar=("pi", 100), ax=ax)
-    figures.log_if_wide(ax, d.value)
-    ax.set_xticks(sorted(d.n.unique()))
-    figures.labels(ax, "participants (VMs or processes)", "simulated s per wall s",
-                   "Simulation speed, boot included")
+        for ax in axes:
+            figures.empty(ax, tables["experiments"], "idle", "timed runs")
+        return
+    d = d.assign(how=d["mode"] + d["transport"].fillna("").map(lambda t: f" ({t})" if t else ""))
+    for ax, metric, ylabel, title in (
+            (axes[0], "sim_per_wall", "simulated s per wall s", "Simulation speed"),
+            (axes[1], "us_per_round", "wall µs per round", "Cost of a round")):
+        m = d[d.metric == metric]
+        sns.lineplot(data=m, x="n", y="value", hue="how", style="how", marker="o",
+                     estimator="median", errorbar=("pi", 100), ax=ax)
+        figures.log_if_wide(ax, m.value)
+        ax.set_xticks(sorted(m.n.unique()))
+        figures.labels(ax, "participants (VMs or processes)", ylabel, title + ", boot included")
+        ax.legend(title=None, fontsize=7)
     figures.footnote(fig, tables["experiments"], "idle")
 
 
@@ -28,7 +34,9 @@ class Idle(Workload):
     modes = frozenset({"tansiv", "process"})
     params = {"seconds": {"type": "number", "exclusiveMinimum": 0, "default": 10}}
     figures = (Figure("speed", """Simulated seconds per wall-clock second for idle
-participants, boot included, against the number of participants.""", _speed),)
+participants, and wall-clock microseconds per synchronization round, boot included, against
+the number of participants, per mode and transport (shared-memory channels or sockets).""",
+                      _speed, size=(10, 4)),)
 
     def plan(self, p, prm):
         for h in p.hosts:
