@@ -39,7 +39,9 @@ PACKAGES=(build-essential cmake pkg-config python3-venv python3-dev python3-simg
           # the SLURM profile's single-node test cluster
           slurm-wlm munge
           # reading tansiv run --pcap's captures (the tests do)
-          tshark)
+          tshark
+          # the libFuzzer harnesses of the protocol's parsers (csrc/fuzz, tests/test_fuzz.py)
+          clang libclang-rt-dev)
 
 if [ -z "${TANSIV_SKIP_APT:-}" ]; then
   missing=()

@@ -26,6 +26,26 @@ def seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e))
 
 
+def whole_ns(text: str) -> float:
+    """argparse's type for durations the simulation steps by: at least 1 ns once rounded."""
+    s = seconds(text)
+    if round(s * 1e9) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is {round(s * 1e9)} ns once rounded to "
+                                         "nanoseconds: give at least 1ns")
+    return s
+
+
+def byte_count(text: str) -> int:
+    """argparse's type for a positive size: 131072, 128KiB, 1MiB."""
+    try:
+        n = units.size(text)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}': expected a size > 0")
+    return n
+
+
 def ring_size(text: str) -> int:
     """argparse's type for --ring-size: a power of two of bytes from 128 KiB to 1 GiB."""
     try:
@@ -39,7 +59,8 @@ def ring_size(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .run.coordinator import END_GRACE_S, RING_SIZE, TRANSPORTS
+    from .run.coordinator import (END_GRACE_S, ON_STALL, RING_SIZE, ROUND_BYTES, STALL_S,
+                                  TRANSPORTS)
     from .vm.netem import WHERE
     ap = argparse.ArgumentParser(prog="tansiv", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"tansiv {__version__}")
@@ -55,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
                        choices=["debug", "info", "warning", "error"])
 
     def force(p):
-        p.add_argument("--force", type=seconds, metavar="SECONDS",
+        p.add_argument("--force", type=whole_ns, metavar="SECONDS",
                        help="lookahead to use instead of the smallest route latency")
 
     def uncoupled(p, main_help):
@@ -70,10 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     force(run)
     run.add_argument("--socket", metavar="PATH",
                      help="where participants connect: a Unix socket path (default: a fresh "
-                          "temporary one) or tcp:HOST:PORT")
+                          "temporary one) or tcp:HOST:PORT (HOST empty: loopback; over TCP "
+                          "participants must give the run's secret, TANSIV_SECRET)")
     run.add_argument("--out", type=Path, metavar="DIR",
                      help="the run's folder (default: ./tansiv-run-DATE-TIME)")
-    run.add_argument("--until", type=seconds, metavar="SECONDS",
+    run.add_argument("--until", type=whole_ns, metavar="SECONDS",
                      help="end the simulation at this simulated time")
     run.add_argument("--main", action="append", default=[], metavar="ADDRESS",
                      help="end the simulation when this participant ends (repeatable); "
@@ -98,6 +120,15 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"bytes of each ring of a channel (131072, 128KiB, 1MiB...), a power "
                           f"of two from 128 KiB to 1 GiB "
                           f"(default {RING_SIZE >> 20} MiB); a full ring makes its sender wait")
+    run.add_argument("--round-bytes", type=byte_count, default=ROUND_BYTES, metavar="SIZE",
+                     help="payload bytes a participant may send in one round; one that sends "
+                          f"more is removed (default {ROUND_BYTES >> 20}MiB)")
+    run.add_argument("--stall-timeout", type=seconds, default=STALL_S, metavar="SECONDS",
+                     help="wall time a round may wait for a participant, plus ten times the "
+                          f"lookahead, before it is said stalled (default {STALL_S:g})")
+    run.add_argument("--on-stall", choices=ON_STALL, default="fail",
+                     help="what a stalled participant does to the run: fail it (default), or "
+                          "be removed while the others go on")
     run.add_argument("--quiet", action="store_true",
                      help="do not echo the participants' output")
     run.add_argument("--report", choices=["rtt"],
@@ -214,7 +245,9 @@ def cmd_run(args) -> int:
     opts = Options(force_lookahead_ns=_ns(args.force), until_ns=_ns(args.until),
                    overhead=args.overhead, connect_timeout_s=args.connect_timeout,
                    end_grace_s=args.end_grace, echo=not args.quiet, pcap=args.pcap,
-                   transport=args.transport, ring_size=args.ring_size)
+                   transport=args.transport, ring_size=args.ring_size,
+                   stall_s=args.stall_timeout, on_stall=args.on_stall,
+                   round_bytes=args.round_bytes)
     inputs = _inputs(args)
     rundir = args.out or session.default_out()
     r = session.run(inputs, rundir, opts, socket=args.socket, main=args.main)
@@ -284,9 +317,6 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, raise_terminated)
     args = _parser().parse_args(argv)
     _setup_logging(getattr(args, "log_level", "info"))
-    if getattr(args, "force", None) is not None and args.force <= 0:
-        print("tansiv: error: --force must be > 0", file=sys.stderr)
-        return EXIT_USAGE
     try:
         return {"run": cmd_run, "check": cmd_check, "prepare": cmd_prepare,
                 "report": cmd_report, "netem": cmd_netem, "alone": cmd_alone,

@@ -295,8 +295,9 @@ def test_participant_failing_before_connecting(tmp_path):
 def test_bad_durations(tmp_path):
     r = tansiv("run", CLUSTER, EXAMPLES / "pingpong" / "deployment.xml", "--force", "soon")
     assert r.returncode == 2 and "'soon' is not a duration" in r.stderr
-    r = tansiv("run", CLUSTER, EXAMPLES / "pingpong" / "deployment.xml", "--force", "0")
-    assert r.returncode == 2 and "--force must be > 0" in r.stderr
+    for bad in ("0", "0.4ns"):  # rounds to 0 ns: caught before anything starts
+        r = tansiv("run", CLUSTER, EXAMPLES / "pingpong" / "deployment.xml", "--force", bad)
+        assert r.returncode == 2 and f"'{bad}' is 0 ns once rounded" in r.stderr, r.stderr
 
 
 def test_an_existing_run_is_not_overwritten(tmp_path):

@@ -139,6 +139,11 @@ def test_failing_experiment_is_kept_and_marked(tmp_path):
     modes: [tansiv]
     workload: ping
     timeout_s: 3
+  doomed_alone:
+    modes: [none]
+    workload: probe
+    probe: {loop_ms: 5000}
+    timeout_s: 3
   fine:
     modes: [process]
     workload: ping
@@ -154,6 +159,10 @@ def test_failing_experiment_is_kept_and_marked(tmp_path):
     run = results / "runs" / exps["doomed"]["id"]
     assert (run / "experiment.log").exists() and (run / "run" / "run.json").exists()
     assert json.loads((run / "run" / "run.json").read_text())["status"] == "terminated"
+    # Mode none stops its VMs at the timeout itself: recorded, with its status.json.
+    alone = exps["doomed_alone"]
+    assert alone["status"] == "failed" and "still running after the timeout (3 s)" in alone["why"]
+    assert (results / "runs" / alone["id"] / "status.json").exists()
     assert (results / "figures" / "rtt_excess.png").exists()
 
 

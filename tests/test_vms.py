@@ -119,7 +119,9 @@ def test_probe_under_tansiv_sees_no_more_than_the_uncoupled_guest(prepared, tmp_
     info = run_vms(p, d, tmp_path / "run", "8")
     coupled = probe_result(tmp_path / "run" / "participants" / "10.0.0.1.log")
     held = next(x["held_s"] for x in info["participants"] if x["name"] == "10.0.0.1")
-    assert held >= 0.1, f"the coordinator held the VM only {held} s"
+    # Held at thousands of barriers (one per ms of its run), for tens of µs each while the
+    # other VM finished its slice: a probe that saw none of it saw the pauses for real.
+    assert held >= 0.05, f"the coordinator held the VM only {held} s"
 
     # The same guest alone (mode none): same command line, no coordinator, a NIC leading
     # nowhere; the other VM is not started.

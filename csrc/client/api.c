@@ -64,6 +64,8 @@ void vsg_cleanup(struct vsg_context *context)
 {
     if (!context)
         return;
+    if (tsv_session_interrupting(context))
+        return; /* from a handler during a synchronization: see vsg_stop; not freed */
     vsg_stop(context);
     if (context->backend->release)
         context->backend->release(context);
@@ -103,6 +105,12 @@ int vsg_stop(const struct vsg_context *context)
     struct vsg_context *ctx = CTX(context);
     if (!ctx)
         return EINVAL;
+    if (tsv_session_interrupting(ctx)) {
+        /* A handler (SIGINT, SIGTERM...) that interrupted a synchronization of this thread:
+         * taking the lock would spin forever. The synchronization stops when it returns. */
+        atomic_store(&ctx->stop_asked, 1);
+        return 0;
+    }
     struct tsv_guard guard;
     ctx->backend->enter(ctx, &guard);
     tsv_session_close(ctx);
@@ -131,6 +139,8 @@ int vsg_send(const struct vsg_context *context, uint32_t dest, uint32_t msglen, 
         return EINVAL;
     if (msglen > MAX_PACKET_SIZE)
         return EMSGSIZE;
+    if (tsv_session_interrupting(ctx))
+        return EAGAIN; /* from a handler during this thread's synchronization: see vsg_stop */
     struct tsv_guard guard;
     int delivered = 0;
     ctx->backend->enter(ctx, &guard);

@@ -74,6 +74,11 @@ struct tsv_rx_slot {
     uint8_t data[MAX_PACKET_SIZE];
 };
 
+struct tsv_time_base {
+    _Atomic uint64_t deadline; /* current deadline D, ns of virtual time */
+    _Atomic uint64_t offset;   /* clock date of virtual time 0 */
+};
+
 struct vsg_context {
     struct tsv_options opt;
     vsg_recv_cb recv_cb;
@@ -89,15 +94,16 @@ struct vsg_context {
     _Atomic int lost;      /* the coordinator went away or broke the protocol */
     _Atomic int end_told;  /* backend->on_end was called */
     atomic_flag lock;      /* protocol writes and synchronizations */
+    _Atomic int sync_tid;  /* the thread synchronizing (holding lock in the deadline), or 0 */
+    _Atomic int stop_asked; /* vsg_stop from a handler that interrupted that synchronization */
 
     struct tsv_trace trace; /* TANSIV_TRACE */
     struct tsv_link link;
     uint8_t *scratch;       /* TSV_MAX_PAYLOAD bytes: the payload of the frame just read */
 
-    /* Time base, written by the synchronization, read anywhere through the sequence lock. */
-    _Atomic uint32_t seq;
-    _Atomic uint64_t deadline; /* current deadline D, ns of virtual time */
-    _Atomic uint64_t offset;   /* clock date of virtual time 0 */
+    /* Time base, written by the synchronization, read anywhere (session.c, set_time_base). */
+    _Atomic uint32_t seq;      /* copies published; time_base[seq & 1] is the current one */
+    struct tsv_time_base time_base[2];
 
     /* Single-producer (synchronization) single-consumer (vsg_recv) receive ring. */
     struct tsv_rx_slot *ring;
@@ -128,6 +134,9 @@ void tsv_session_notify(struct vsg_context *ctx, int n);
 int tsv_session_send(struct vsg_context *ctx, uint32_t dst, uint32_t len, const uint8_t *msg,
                      int *delivered);
 void tsv_session_close(struct vsg_context *ctx);
+/* Whether the caller runs in a signal handler that interrupted this thread's synchronization
+ * (which holds the lock): it must not take the lock. Async-signal-safe. */
+int tsv_session_interrupting(struct vsg_context *ctx);
 
 /* link.c: under the lock. 0, or -1 after logging why (the coordinator is lost). */
 /* Says HELLO; returns the session's first frame (payload in ctx->scratch), after setting up

@@ -8,8 +8,11 @@
 #define _GNU_SOURCE
 #endif
 #define TSV_LOG_COMPONENT "client"
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -212,10 +215,34 @@ static int channel_read(struct vsg_context *ctx, struct tsv_header *h)
 
 /* ---- either ---------------------------------------------------------------------------------- */
 
+/* The run's secret, TANSIV_SECRET (TSV_SECRET_SIZE bytes in hex), which a hub listening on
+ * TCP requires; zeros without it. -1 if it is malformed. */
+static int secret_from_env(uint8_t *secret)
+{
+    const char *hex = getenv("TANSIV_SECRET");
+    memset(secret, 0, TSV_SECRET_SIZE);
+    if (!hex || !*hex)
+        return 0;
+    if (strlen(hex) != 2 * TSV_SECRET_SIZE)
+        return -1;
+    for (int i = 0; i < TSV_SECRET_SIZE; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)hex[2 * i]) ||
+            !isxdigit((unsigned char)hex[2 * i + 1]))
+            return -1;
+        secret[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
 int tsv_link_open(struct vsg_context *ctx, uint16_t role, struct tsv_header *first)
 {
     struct tsv_hello hello = {.magic = TSV_MAGIC, .version = TSV_VERSION, .role = role,
                               .pid = (uint32_t)getpid()};
+    if (secret_from_env(hello.secret)) {
+        TSV_LOG(TSV_ERROR, "TANSIV_SECRET is not %d hexadecimal digits", 2 * TSV_SECRET_SIZE);
+        return -1;
+    }
     struct tsv_header h = {.type = TSV_HELLO, .len = sizeof(hello), .src = ctx->opt.address};
     if (!tsv_is_tcp_address(ctx->opt.socket))
         h.flags = TSV_HELLO_CHANNEL;

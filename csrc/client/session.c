@@ -2,8 +2,9 @@
  *
  * Locking: every function that writes to the hub or changes the time base runs between
  * backend->enter and backend->leave (the process back end blocks its deadline signal and takes
- * ctx->lock). Readers of the time base use the sequence lock ctx->seq and never block, so that
- * vsg_gettimeofday can be called from anywhere, even while a synchronization is under way. */
+ * ctx->lock). Readers of the time base never wait for a writer (two copies, ctx->seq), so
+ * that vsg_gettimeofday can be called from anywhere, even from a signal handler that
+ * interrupted a synchronization. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -12,6 +13,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "client-internal.h"
@@ -31,14 +33,20 @@ void tsv_spin_unlock(atomic_flag *lock)
 
 /* ---- time base ---------------------------------------------------------------------------- */
 
+/* Two copies of the time base: the writer fills the one readers do not use, then publishes it
+ * by bumping seq (whose low bit names the current copy). A reader never waits for a write in
+ * progress, not even a signal handler that interrupted the writer on its own thread; it only
+ * retries if a copy was published while it read. */
 static void set_time_base(struct vsg_context *ctx, uint64_t deadline, uint64_t offset)
 {
-    atomic_fetch_add_explicit(&ctx->seq, 1, memory_order_relaxed);
+    uint32_t s = atomic_load_explicit(&ctx->seq, memory_order_relaxed);
+    struct tsv_time_base *next = &ctx->time_base[(s + 1) & 1];
+    /* A reader that sees what follows sees seq >= s too (with its acquire fence), hence
+     * knows the copy it read changed under it. */
     atomic_thread_fence(memory_order_release);
-    atomic_store_explicit(&ctx->deadline, deadline, memory_order_relaxed);
-    atomic_store_explicit(&ctx->offset, offset, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-    atomic_fetch_add_explicit(&ctx->seq, 1, memory_order_relaxed);
+    atomic_store_explicit(&next->deadline, deadline, memory_order_relaxed);
+    atomic_store_explicit(&next->offset, offset, memory_order_relaxed);
+    atomic_store_explicit(&ctx->seq, s + 1, memory_order_release);
 }
 
 /* Consistent (deadline, virtual time not clamped). */
@@ -46,16 +54,13 @@ static void read_time(struct vsg_context *ctx, uint64_t *deadline, uint64_t *raw
 {
     for (;;) {
         uint32_t s1 = atomic_load_explicit(&ctx->seq, memory_order_acquire);
-        if (s1 & 1) {
-            sched_yield();
-            continue;
-        }
-        uint64_t d = atomic_load_explicit(&ctx->deadline, memory_order_relaxed);
-        uint64_t off = atomic_load_explicit(&ctx->offset, memory_order_relaxed);
+        const struct tsv_time_base *tb = &ctx->time_base[s1 & 1];
+        uint64_t d = atomic_load_explicit(&tb->deadline, memory_order_relaxed);
+        uint64_t off = atomic_load_explicit(&tb->offset, memory_order_relaxed);
         uint64_t clk = ctx->backend->clock_ns(ctx);
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&ctx->seq, memory_order_relaxed) != s1)
-            continue;
+            continue; /* a newer copy, being written over the one read: read again */
         *deadline = d;
         *raw = clk > off ? clk - off : 0;
         return;
@@ -248,7 +253,8 @@ void tsv_session_notify(struct vsg_context *ctx, int n)
         return;
     }
     if (ctx->deadline_cb && atomic_load(&ctx->state) == TSV_STATE_RUNNING) {
-        uint64_t d = atomic_load(&ctx->deadline);
+        uint64_t d, raw;
+        read_time(ctx, &d, &raw);
         struct timespec ts = {.tv_sec = (time_t)(d / 1000000000),
                               .tv_nsec = (long)(d % 1000000000)};
         ctx->deadline_cb(ctx->deadline_cb_arg, ts);
@@ -260,9 +266,19 @@ void tsv_session_notify(struct vsg_context *ctx, int n)
 void tsv_session_deadline(struct vsg_context *ctx)
 {
     tsv_spin_lock(&ctx->lock);
+    atomic_store(&ctx->sync_tid, (int)syscall(SYS_gettid));
     int n = synchronize(ctx);
+    if (atomic_exchange(&ctx->stop_asked, 0))
+        tsv_session_close(ctx); /* vsg_stop came from a handler while we were held */
+    atomic_store(&ctx->sync_tid, 0);
     tsv_spin_unlock(&ctx->lock);
     tsv_session_notify(ctx, n > 0 ? n : 0);
+}
+
+int tsv_session_interrupting(struct vsg_context *ctx)
+{
+    int tid = atomic_load(&ctx->sync_tid);
+    return tid != 0 && tid == (int)syscall(SYS_gettid);
 }
 
 /* Sends at the current virtual time; first synchronizes if the deadline is already reached,

@@ -50,6 +50,17 @@ typedef void (*vsg_poll_send_cb_fn)(uintptr_t poll_send_cb_arg);
 #define VSG_POLL_SEND_FN vsg_poll_send_cb_fn
 #endif
 
+/* From the application's own signal handlers (SIGINT, SIGTERM...), which may interrupt the
+ * library while it synchronizes with the coordinator (processes: in the deadline's signal
+ * handler, holding its lock):
+ *   vsg_stop             safe: during a synchronization of the same thread it returns 0
+ *                        at once and the stop takes effect when the synchronization returns
+ *   vsg_gettimeofday, vsg_recv, vsg_poll   safe (lock-free)
+ *   vsg_send             returns EAGAIN during a synchronization of the same thread
+ *   vsg_cleanup          not from a handler (then it does nothing: no free under the
+ *                        synchronization's feet), nor concurrently with other calls
+ * Then end the program with _exit (exit is not async-signal-safe). */
+
 /* Parses the options; connects nothing yet. */
 struct vsg_context *vsg_init(int argc, const char *const argv[], int *next_arg_p,
                              vsg_recv_cb recv_cb, uintptr_t recv_cb_arg,
@@ -72,7 +83,7 @@ int vsg_gettimeofday(const struct vsg_context *context, struct timeval *timeval,
 int vsg_may_start_send(const struct vsg_context *context, struct vsg_poll_send_cb *callback);
 /* Sends msg[0..msglen) to dest, stamped with the current virtual time.
  * Errors: EINVAL, EMSGSIZE (msglen > MAX_PACKET_SIZE), EPIPE (simulation over or stopped),
- * ENOTCONN (not started). */
+ * ENOTCONN (not started), EAGAIN (from a signal handler during a synchronization). */
 int vsg_send(const struct vsg_context *context, uint32_t dest, uint32_t msglen, const uint8_t *msg);
 void vsg_stop_send(const struct vsg_context *context, struct vsg_poll_send_cb *callback);
 /* Takes the oldest delivered message; *msglen holds the buffer size on entry, the message

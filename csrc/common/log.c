@@ -7,13 +7,15 @@
 #include <string.h>
 #include <unistd.h>
 
-static int threshold = -1;
+static int threshold = -2; /* -2: not read yet; -1: off */
 
 static int parse_level(const char *s)
 {
     static const char *const names[] = {"error", "warning", "info", "debug"};
     if (!s || !*s)
         return TSV_WARN;
+    if (strcasecmp(s, "off") == 0)
+        return -1; /* nothing (the fuzzers) */
     for (int i = 0; i < 4; i++)
         if (strcasecmp(s, names[i]) == 0 || (i == TSV_WARN && strcasecmp(s, "warn") == 0))
             return i;
@@ -23,7 +25,7 @@ static int parse_level(const char *s)
 int tsv_log_enabled(enum tsv_log_level level)
 {
     /* Racing first calls compute the same value: no lock needed. */
-    if (threshold < 0)
+    if (threshold == -2)
         threshold = parse_level(getenv("TANSIV_LOG_LEVEL"));
     return (int)level <= threshold;
 }

@@ -48,8 +48,9 @@ static int unix_address(const char *path, int listening, struct sockaddr_un *sa,
     return 0;
 }
 
-/* Resolves spec, what follows "tcp:". A listener may leave HOST empty (every interface) and
- * takes IPv4, whose address it reports; a participant takes whatever HOST resolves to.
+/* Resolves spec, what follows "tcp:". A listener may leave HOST empty (loopback: reaching
+ * beyond takes naming the address, 0.0.0.0 for every interface) and takes IPv4, whose address
+ * it reports; a participant takes whatever HOST resolves to.
  * NULL with errno and err set on failure. */
 static struct addrinfo *resolve_tcp(const char *spec, int listening, char *err, size_t err_len)
 {
@@ -63,10 +64,9 @@ static struct addrinfo *resolve_tcp(const char *spec, int listening, char *err, 
     memcpy(host, spec, (size_t)(colon - spec));
     host[colon - spec] = '\0';
     struct addrinfo hints = {.ai_family = listening ? AF_INET : AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = listening ? AI_PASSIVE : 0};
+                             .ai_socktype = SOCK_STREAM};
     struct addrinfo *res;
-    int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+    int rc = getaddrinfo(host[0] ? host : "127.0.0.1", colon + 1, &hints, &res);
     if (rc) {
         snprintf(err, err_len, "cannot resolve 'tcp:%s': %s", spec, gai_strerror(rc));
         errno = EHOSTUNREACH;

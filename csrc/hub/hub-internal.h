@@ -35,6 +35,8 @@ struct client {
     int role;
     int want_out; /* EPOLLOUT registered */
     int from_unix; /* connected on the Unix socket: may take a channel */
+    uint64_t since;       /* when it connected (HELLO_TIMEOUT_NS) */
+    uint64_t round_bytes; /* sent in the current round (hub->round_bytes_max) */
     uint64_t stopped_at, held_ns; /* when it reached the barrier; total time held there */
     struct buf in, out; /* out: frames for it, not yet written (to its socket or ring) */
     struct channel *channel; /* its shared-memory channel, or NULL: its socket */
@@ -59,6 +61,11 @@ struct tsv_hub {
     struct client **pending; /* connected, no HELLO yet */
     int npending, pending_cap;
     int alive;
+    uint64_t accept_paused_until; /* out of descriptors: accepting again then (0: not) */
+    uint8_t secret[TSV_SECRET_SIZE]; /* required of TCP clients if has_secret */
+    int has_secret;
+    uint64_t round_bytes_max;     /* a client may send this much per round */
+    uint64_t out_bytes_max;       /* frames waiting for a client that does not read */
 
     uint64_t barrier, deadline; /* slice [barrier, deadline) */
     int waiting;                /* clients yet to reach the deadline */

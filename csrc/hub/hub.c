@@ -22,6 +22,11 @@
 #include "log.h"
 #include "transport.h"
 
+/* Bounds on what one client may cost the others (tansiv-hub.h's defaults). */
+#define HELLO_TIMEOUT_NS (10ull * 1000000000u) /* a connection must say HELLO by then */
+#define ACCEPT_PAUSE_NS (100ull * 1000000u)    /* out of descriptors: accept again after */
+#define READS_PER_TURN 16                      /* 64 KiB reads of one client per epoll turn */
+
 static uint64_t clock_ns(clockid_t id)
 {
     struct timespec ts;
@@ -249,14 +254,41 @@ static int flush(struct tsv_hub *hub, struct client *c)
     return 0;
 }
 
-static void queue_frame(struct client *c, uint16_t type, uint64_t time, uint32_t src,
-                        uint32_t dst, const uint8_t *payload, uint32_t len)
+/* Queues a frame for c; -1 if c failed: it leaves more than out_bytes_max unread. */
+static int queue_frame(struct tsv_hub *hub, struct client *c, uint16_t type, uint64_t time,
+                       uint32_t src, uint32_t dst, const uint8_t *payload, uint32_t len)
 {
+    size_t waiting = c->out.len - c->out.off;
+    if (waiting + TSV_HEADER_SIZE + len > hub->out_bytes_max) {
+        hub_fail(hub, c, "does not read what it is sent (%zu bytes wait for it, bound %llu)",
+                 waiting, (unsigned long long)hub->out_bytes_max);
+        return -1;
+    }
     buf_reserve(&c->out, TSV_HEADER_SIZE + len);
     c->out.len += tsv_frame_put(c->out.data + c->out.len, type, time, src, dst, payload, len);
+    return 0;
 }
 
 /* ---- incoming frames ---------------------------------------------------------------------- */
+
+/* Compares in a time that does not depend on where they differ. */
+static int same_secret(const uint8_t *a, const uint8_t *b)
+{
+    uint8_t diff = 0;
+    for (int i = 0; i < TSV_SECRET_SIZE; i++)
+        diff |= a[i] ^ b[i];
+    return diff == 0;
+}
+
+/* The pid the kernel knows for a Unix-socket peer; the one a HELLO claims over TCP. */
+static uint32_t peer_pid(int fd, uint32_t claimed)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid > 0)
+        return (uint32_t)cred.pid;
+    return claimed;
+}
 
 static void on_hello(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
                      const uint8_t *payload)
@@ -280,6 +312,14 @@ static void on_hello(struct tsv_hub *hub, struct client *c, const struct tsv_hea
              TSV_VERSION);
         return;
     }
+    if (hub->listen_fd < 0) {
+        hub_fail(hub, c, "said HELLO after the run started");
+        return;
+    }
+    if (hub->has_secret && !c->from_unix && !same_secret(hello.secret, hub->secret)) {
+        hub_fail(hub, c, "HELLO without the run's secret (TANSIV_SECRET)");
+        return;
+    }
     for (int i = 0; i < hub->npending; i++)
         if (hub->pending[i] == c) {
             hub->pending[i] = hub->pending[--hub->npending];
@@ -289,7 +329,7 @@ static void on_hello(struct tsv_hub *hub, struct client *c, const struct tsv_hea
     c->index = hub->nclients;
     hub->clients[hub->nclients++] = c;
     c->addr = h->src;
-    c->pid = hello.pid;
+    c->pid = peer_pid(c->fd, hello.pid);
     c->role = hello.role;
     c->state = C_IDLE;
     hub->alive++;
@@ -322,6 +362,12 @@ void hub_on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_header
             hub_fail(hub, c, "sent a packet with a source address other than its own");
             return;
         }
+        c->round_bytes += h->len;
+        if (c->round_bytes > hub->round_bytes_max) {
+            hub_fail(hub, c, "sent more than %llu bytes in one round (the bound per client)",
+                     (unsigned long long)hub->round_bytes_max);
+            return;
+        }
         hub->packets = grow(hub->packets, &hub->packets_cap, hub->npackets + 1,
                             sizeof(*hub->packets));
         struct tsv_hub_packet *p = &hub->packets[hub->npackets];
@@ -352,9 +398,18 @@ void hub_on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_header
 /* Reads what is available and handles every whole frame. */
 static void on_readable(struct tsv_hub *hub, struct client *c)
 {
-    for (;;) {
-        buf_reserve(&c->in, 65536);
-        ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
+    for (int turn = 0; turn < READS_PER_TURN; turn++) {
+        /* Before its HELLO, a connection gets room for the HELLO alone. */
+        size_t pending = c->in.len - c->in.off;
+        size_t room = c->state == C_CONNECTED
+                          ? TSV_HEADER_SIZE + sizeof(struct tsv_hello) - pending
+                          : 65536;
+        if (room == 0) {
+            hub_fail(hub, c, "sent more than a HELLO before its HELLO");
+            return;
+        }
+        buf_reserve(&c->in, room);
+        ssize_t n = recv(c->fd, c->in.data + c->in.len, room, MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -382,7 +437,6 @@ static void on_readable(struct tsv_hub *hub, struct client *c)
             }
             return;
         }
-        size_t room = c->in.cap - c->in.len;
         c->in.len += (size_t)n;
         hub->stats.bytes_in += (uint64_t)n;
         while (c->state != C_DEAD && c->in.len - c->in.off >= TSV_HEADER_SIZE) {
@@ -406,6 +460,7 @@ static void on_readable(struct tsv_hub *hub, struct client *c)
         if ((size_t)n < room)
             return;
     }
+    /* More is waiting: epoll (level-triggered) reports it again, after the others' turns. */
 }
 
 /* ---- listening ---------------------------------------------------------------------------- */
@@ -416,6 +471,8 @@ struct tsv_hub *tsv_hub_new(const char *address, char *error, size_t error_len)
     if (!hub)
         return NULL;
     hub->barrier_fd = hub->event_fd = -1;
+    hub->round_bytes_max = TSV_HUB_ROUND_BYTES;
+    hub->out_bytes_max = TSV_HUB_OUT_BYTES;
     hub->listen_fd = tsv_listen(address, hub->address, sizeof(hub->address), hub->error,
                                 sizeof(hub->error));
     if (hub->listen_fd >= 0) {
@@ -438,9 +495,15 @@ static void stop_listening(struct tsv_hub *hub)
 {
     if (hub->listen_fd < 0)
         return;
-    epoll_ctl(hub->epfd, EPOLL_CTL_DEL, hub->listen_fd, NULL);
+    /* Connections that have not said HELLO will not be part of this run. */
+    for (int i = 0; i < hub->npending; i++)
+        if (hub->pending[i]->state != C_DEAD)
+            hub_fail(hub, hub->pending[i], "the run started before its HELLO");
+    if (!hub->accept_paused_until)
+        epoll_ctl(hub->epfd, EPOLL_CTL_DEL, hub->listen_fd, NULL);
     close(hub->listen_fd);
     hub->listen_fd = -1;
+    hub->accept_paused_until = 0;
     if (hub->unix_path) {
         unlink(hub->unix_path);
         free(hub->unix_path);
@@ -475,18 +538,34 @@ void tsv_hub_free(struct tsv_hub *hub)
     free(hub);
 }
 
+/* Out of descriptors: the pending connection stays in the backlog, where epoll would report
+ * it again at once. Stop watching the listener a moment (pending HELLOs may free some). */
+static void pause_accepting(struct tsv_hub *hub)
+{
+    if (hub->accept_paused_until)
+        return;
+    TSV_LOG(TSV_WARN, "out of file descriptors (%s): not accepting for %llu ms",
+            strerror(errno), (unsigned long long)(ACCEPT_PAUSE_NS / 1000000));
+    epoll_ctl(hub->epfd, EPOLL_CTL_DEL, hub->listen_fd, NULL);
+    hub->accept_paused_until = now_ns() + ACCEPT_PAUSE_NS;
+}
+
 static void accept_all(struct tsv_hub *hub)
 {
     for (;;) {
         int fd = tsv_accept(hub->listen_fd);
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_accepting(hub);
             return;
+        }
         struct client *c = calloc(1, sizeof(*c));
         if (!c)
             abort();
         c->fd = fd;
         c->index = -1;
         c->state = C_CONNECTED;
+        c->since = now_ns();
         c->from_unix = hub->unix_path != NULL;
         describe(c);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
@@ -496,10 +575,45 @@ static void accept_all(struct tsv_hub *hub)
     }
 }
 
+/* Connections without HELLO in time go; a paused listener is watched again. Returns how
+ * long epoll_wait may sleep before this has more to do (ms, -1: no bound). */
+static int housekeeping(struct tsv_hub *hub)
+{
+    uint64_t t = now_ns(), next = UINT64_MAX;
+    if (hub->accept_paused_until && hub->listen_fd >= 0) {
+        if (t >= hub->accept_paused_until) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+            epoll_ctl(hub->epfd, EPOLL_CTL_ADD, hub->listen_fd, &ev);
+            hub->accept_paused_until = 0;
+        } else {
+            next = hub->accept_paused_until;
+        }
+    }
+    int kept = 0;
+    for (int i = 0; i < hub->npending; i++) {
+        struct client *c = hub->pending[i];
+        if (c->state != C_DEAD && t - c->since >= HELLO_TIMEOUT_NS)
+            hub_fail(hub, c, "no HELLO within %llu s of connecting",
+                     (unsigned long long)(HELLO_TIMEOUT_NS / 1000000000u));
+        if (c->state == C_DEAD) {
+            free(c);
+            continue;
+        }
+        if (c->since + HELLO_TIMEOUT_NS < next)
+            next = c->since + HELLO_TIMEOUT_NS;
+        hub->pending[kept++] = c;
+    }
+    hub->npending = kept;
+    return next == UINT64_MAX ? -1 : (int)((next - t + 999999) / 1000000);
+}
+
 /* Runs one epoll_wait and handles what it reports; -1 on a hub error. */
 static int poll_once(struct tsv_hub *hub, int timeout_ms)
 {
     struct epoll_event evs[64];
+    int due = housekeeping(hub);
+    if (due >= 0 && (timeout_ms < 0 || due < timeout_ms))
+        timeout_ms = due;
     uint64_t t0 = now_ns();
     int n = epoll_wait(hub->epfd, evs, 64, timeout_ms);
     hub->stats.wait_ns += now_ns() - t0;
@@ -544,14 +658,14 @@ int tsv_hub_accept(struct tsv_hub *hub, int count, int timeout_ms)
     struct span span = span_begin(hub);
     uint64_t end = timeout_ms < 0 ? UINT64_MAX : span.wall + (uint64_t)timeout_ms * 1000000u;
     int rc = 0;
+    /* Polls at least once, even with timeout_ms 0. */
     while (hub->nclients < count && hub->listen_fd >= 0) {
-        int ms = remaining_ms(end);
-        if (ms == 0)
-            break;
-        if (poll_once(hub, ms) < 0) {
+        if (poll_once(hub, remaining_ms(end)) < 0) {
             rc = -1;
             break;
         }
+        if (remaining_ms(end) == 0)
+            break;
     }
     if (hub->nclients >= count)
         stop_listening(hub);
@@ -576,7 +690,9 @@ static void start_round(struct tsv_hub *hub, uint64_t deadline)
         struct client *c = hub->clients[i];
         if (c->state != C_IDLE)
             continue;
-        queue_frame(c, TSV_GOTO, deadline, 0, 0, NULL, 0);
+        c->round_bytes = 0;
+        if (queue_frame(hub, c, TSV_GOTO, deadline, 0, 0, NULL, 0))
+            continue;
         c->state = C_RUNNING;
         hub->waiting++;
         flush(hub, c);
@@ -635,7 +751,8 @@ static int cmp_packets(const void *a, const void *b)
 /* The round ended: its packets in order, the barrier moved. */
 static void end_round(struct tsv_hub *hub)
 {
-    qsort(hub->packets, (size_t)hub->npackets, sizeof(*hub->packets), cmp_packets);
+    if (hub->npackets > 1) /* qsort's array may not be NULL, even empty (UBSan) */
+        qsort(hub->packets, (size_t)hub->npackets, sizeof(*hub->packets), cmp_packets);
     hub->barrier = hub->deadline;
     hub->stats.rounds++;
 }
@@ -655,14 +772,13 @@ int tsv_hub_wait(struct tsv_hub *hub, int timeout_ms)
     int rc = 1;
     for (;;) {
         uint64_t events_before = hub->events_total;
-        while (hub->waiting > 0) {
-            int ms = remaining_ms(end);
-            if (ms == 0) {
-                rc = 0;
+        while (hub->waiting > 0) { /* polls at least once, even with timeout_ms 0 */
+            if (poll_once(hub, remaining_ms(end)) < 0) {
+                rc = -1;
                 break;
             }
-            if (poll_once(hub, ms) < 0) {
-                rc = -1;
+            if (hub->waiting > 0 && remaining_ms(end) == 0) {
+                rc = 0;
                 break;
             }
         }
@@ -712,8 +828,8 @@ int tsv_hub_deliver(struct tsv_hub *hub, uint64_t handle, int client, uint64_t t
     } else {
         struct span span = span_begin(hub);
         struct client *c = hub->clients[client];
-        queue_frame(c, TSV_DELIVER, time, s->src, s->dst, s->data, s->len);
-        flush(hub, c);
+        if (queue_frame(hub, c, TSV_DELIVER, time, s->src, s->dst, s->data, s->len) == 0)
+            flush(hub, c);
         span_end(hub, span);
     }
     slot_free(hub, s);
@@ -743,8 +859,8 @@ int tsv_hub_end(struct tsv_hub *hub, int timeout_ms)
         struct client *c = hub->clients[i];
         if (c->state == C_DEAD)
             continue;
-        queue_frame(c, TSV_END, hub->barrier, 0, 0, NULL, 0);
-        flush(hub, c);
+        if (queue_frame(hub, c, TSV_END, hub->barrier, 0, 0, NULL, 0) == 0)
+            flush(hub, c);
     }
     for (;;) {
         int pending = 0;
@@ -783,7 +899,35 @@ int tsv_hub_client_channel(const struct tsv_hub *hub, int i)
     return get(hub, i) && get(hub, i)->channel;
 }
 
+void tsv_hub_set_secret(struct tsv_hub *hub, const uint8_t *secret)
+{
+    memcpy(hub->secret, secret, TSV_SECRET_SIZE);
+    hub->has_secret = 1;
+}
+
+void tsv_hub_set_limits(struct tsv_hub *hub, uint64_t round_bytes, uint64_t out_bytes)
+{
+    hub->round_bytes_max = round_bytes;
+    hub->out_bytes_max = out_bytes;
+}
+
+int tsv_hub_client_waiting(const struct tsv_hub *hub, int i)
+{
+    const struct client *c = get(hub, i);
+    return c && c->state == C_RUNNING;
+}
+
+int tsv_hub_remove(struct tsv_hub *hub, int i, const char *why)
+{
+    struct client *c = i >= 0 && i < hub->nclients ? hub->clients[i] : NULL;
+    if (!c || c->state == C_DEAD)
+        return -1;
+    hub_fail(hub, c, "%s", why);
+    return 0;
+}
+
 uint64_t tsv_hub_barrier(const struct tsv_hub *hub) { return hub->barrier; }
+uint64_t tsv_hub_deadline(const struct tsv_hub *hub) { return hub->deadline; }
 int tsv_hub_client_count(const struct tsv_hub *hub) { return hub->nclients; }
 int tsv_hub_alive_count(const struct tsv_hub *hub) { return hub->alive; }
 

@@ -77,6 +77,20 @@ int tsv_hub_client_alive(const struct tsv_hub *hub, int client);
  * GOTO): how long the coordinator held it. */
 uint64_t tsv_hub_client_held_ns(const struct tsv_hub *hub, int client);
 int tsv_hub_alive_count(const struct tsv_hub *hub);
+/* Whether the client was given a deadline it has not reported reaching yet. */
+int tsv_hub_client_waiting(const struct tsv_hub *hub, int client);
+/* Removes a client (a FAILED event with `why`): its connection is closed, the round goes on
+ * without it. 0, or -1 if it is gone already. */
+int tsv_hub_remove(struct tsv_hub *hub, int client, const char *why);
+
+/* Clients over TCP must give this secret (TSV_SECRET_SIZE bytes) in their HELLO; those on
+ * the Unix socket (private to the user) need not. Before any client connects. */
+void tsv_hub_set_secret(struct tsv_hub *hub, const uint8_t *secret);
+/* Bounds, a client over either being removed: bytes it may send per round (payloads), and
+ * bytes of frames that may wait for it to read them. */
+#define TSV_HUB_ROUND_BYTES (64ull << 20)
+#define TSV_HUB_OUT_BYTES (256ull << 20)
+void tsv_hub_set_limits(struct tsv_hub *hub, uint64_t round_bytes, uint64_t out_bytes);
 
 /* Starts a round: every live client may run until `deadline` (ns, > the last one). */
 int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline);
@@ -90,6 +104,8 @@ int tsv_hub_run(struct tsv_hub *hub, uint64_t deadline, uint64_t step, uint64_t 
 int tsv_hub_wait(struct tsv_hub *hub, int timeout_ms);
 /* The barrier the last round ended at (ns). */
 uint64_t tsv_hub_barrier(const struct tsv_hub *hub);
+/* The deadline of the round under way (or of the last one). */
+uint64_t tsv_hub_deadline(const struct tsv_hub *hub);
 /* The packets of the last round, sorted by (time, sender's address, order of sending). */
 int tsv_hub_packet_count(const struct tsv_hub *hub);
 const struct tsv_hub_packet *tsv_hub_packets(const struct tsv_hub *hub);

@@ -29,9 +29,10 @@
 #include <stdint.h>
 
 #define TSV_MAGIC 0x5653544e
-#define TSV_VERSION 1
+#define TSV_VERSION 2
 #define TSV_HEADER_SIZE 24
 #define TSV_MAX_PAYLOAD 65536
+#define TSV_SECRET_SIZE 16
 #define TSV_HELLO_CHANNEL 1 /* HELLO's header.flags: the client can take a shared-memory channel */
 
 enum tsv_msg_type {
@@ -64,6 +65,7 @@ struct tsv_hello {
     uint16_t role;    /* enum tsv_role */
     uint32_t pid;
     uint32_t reserved;
+    uint8_t secret[TSV_SECRET_SIZE]; /* the run's secret (TANSIV_SECRET), or zeros */
 };
 
 /* CHANNEL's payload. */

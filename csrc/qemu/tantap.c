@@ -7,7 +7,8 @@
  * target address for ARP). Frames the simulation delivers enter the NIC at the deadline they
  * are delivered at, from the deadline callback: at an exact virtual time, the same run after
  * run. A frame that arrives while the NIC cannot receive (driver not ready) waits in our
- * queue for the first deadline at which it can.
+ * queue for the first deadline at which it can; at most PENDING_MAX of them, as a NIC's full
+ * receive ring drops what comes next.
  *
  * Built with the client library (csrc/client/sources.txt) and backend_qemu.c for time. */
 #include "qemu/osdep.h"
@@ -24,6 +25,7 @@
 #define ETH_HLEN 14
 #define ETHERTYPE_IPV4 0x0800
 #define ETHERTYPE_ARP 0x0806
+#define PENDING_MAX 4096
 
 typedef struct TantapFrame {
     QSIMPLEQ_ENTRY(TantapFrame) next;
@@ -35,6 +37,8 @@ typedef struct TantapState {
     NetClientState nc;
     struct vsg_context *ctx;
     QSIMPLEQ_HEAD(, TantapFrame) pending; /* delivered, waiting for the NIC */
+    uint32_t npending;
+    uint64_t overflow;                    /* delivered frames dropped: pending was full */
     uint64_t unroutable;                  /* guest frames without an IPv4 destination */
 } TantapState;
 
@@ -80,6 +84,7 @@ static void tantap_flush(TantapState *s)
     TantapFrame *f;
     while ((f = QSIMPLEQ_FIRST(&s->pending)) && qemu_can_send_packet(&s->nc)) {
         QSIMPLEQ_REMOVE_HEAD(&s->pending, next);
+        s->npending--;
         ssize_t n = qemu_send_packet(&s->nc, f->data, f->len);
         TSV_LOG(TSV_DEBUG, "%u bytes to the guest at %llu ns: %zd", f->len,
                 (unsigned long long)tsv_session_now(s->ctx), n);
@@ -97,6 +102,13 @@ static void tantap_delivered(uintptr_t arg)
     uint32_t len = sizeof(buf);
     if (vsg_recv(s->ctx, NULL, NULL, &len, buf) != 0)
         return;
+    if (s->npending >= PENDING_MAX) {
+        if (s->overflow++ == 0)
+            warn_report("tantap: the NIC takes no frames and %d wait: dropping what the "
+                        "simulation delivers until it does", PENDING_MAX);
+        return;
+    }
+    s->npending++;
     TantapFrame *f = g_malloc(sizeof(*f) + len);
     f->len = len;
     memcpy(f->data, buf, len);

@@ -66,9 +66,10 @@ def command(exp: dict, p: Plan, platform: Path, dep: Path, run_dir: Path) -> lis
     return args
 
 
-def _tansiv(args, log, timeout_s: float, log_path: Path, env) -> None:
+def _tansiv(args, log, timeout_s: float, log_path: Path, env, run_dir: Path) -> None:
     """tansiv's command; after timeout_s of wall time it gets SIGTERM (which ends the run
-    cleanly, its folder complete), then SIGKILL KILL_AFTER_S later. Raises on failure."""
+    cleanly, its folder complete), then SIGKILL KILL_AFTER_S later. Raises on failure, saying
+    why as the run's record does."""
     proc = subprocess.Popen([str(paths.python()), "-m", "tansiv.cli", *map(str, args)],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
@@ -77,7 +78,19 @@ def _tansiv(args, log, timeout_s: float, log_path: Path, env) -> None:
         procs.stop(proc, KILL_AFTER_S)
         raise TansivError(f"timed out after {timeout_s:g} s of wall time (timeout_s)")
     if proc.returncode != 0:
-        raise TansivError(f"tansiv {args[0]} exited with {proc.returncode}: see {log_path}")
+        raise TansivError(f"tansiv {args[0]} exited with {proc.returncode}{_said(run_dir)}: "
+                          f"see {log_path}")
+
+
+def _said(run_dir: Path) -> str:
+    """ (why), from the run's record: its error, or the first participant that broke."""
+    try:
+        r = RunRecord.load(run_dir)
+    except (TansivError, OSError, KeyError, ValueError):
+        return ""
+    why = r.error or next((f"{p.name} {p.state}: {p.detail}" for p in r.participants
+                           if p.state in ("crashed", "failed")), "")
+    return f" ({why})" if why else ""
 
 
 def run(exp: dict, out: Path, vm_build=None, images=None) -> dict:
@@ -125,7 +138,7 @@ def _run(exp, out: Path, status: dict, vm_build, images) -> list:
     timeout = exp["timeout_s"] + (60 if MODES[exp["mode"]].command != "run" else 0)
     with open(log_path, "w") as log:
         try:
-            _tansiv(command(exp, p, plat, dep, run_dir), log, timeout, log_path, env)
+            _tansiv(command(exp, p, plat, dep, run_dir), log, timeout, log_path, env, run_dir)
         except TansivError as e:
             status["why"] = str(e)
             return _metrics(exp, p, run_dir, safe=True)

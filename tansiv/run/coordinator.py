@@ -28,7 +28,11 @@ WAIT_SLICE_MS = 250
 NEVER = 2**64 - 1  # a date no round reaches
 TRANSPORTS = ("shm", "socket")
 RING_SIZE = 1 << 20
+ROUND_BYTES = 64 << 20  # a participant may send this much per round (tansiv-hub.h)
+OUT_BYTES = 256 << 20   # frames that may wait for a participant that does not read them
 END_GRACE_S = 5.0  # how long programs may run on after the simulation ended
+STALL_S = 60.0     # a round waiting this long (plus 10 slices) has a stalled participant
+ON_STALL = ("fail", "remove")
 
 
 @dataclass
@@ -43,6 +47,9 @@ class Options:
     pcap: bool = False            # write what each participant sent and received (pcap/)
     transport: str = "shm"        # local participants: shared-memory channels, or sockets
     ring_size: int = RING_SIZE    # bytes of each ring of a channel
+    stall_s: float = STALL_S      # wall seconds a round may wait for a participant
+    on_stall: str = "fail"        # fail the run, or remove the stalled participants
+    round_bytes: int = ROUND_BYTES  # payload bytes a participant may send per round
 
 
 @dataclass
@@ -82,6 +89,7 @@ class Coordinator:
         self.late = 0  # delivered after SimGrid completed them (forced lookahead, profiles)
         self.timing = Timing()
         self._last_echo = 0.0
+        self._progress = (None, 0.0)  # (rounds ended, wall time it last changed)
         self.capture = (pcap.Capture(rundir.path / "pcap", [p.name for p in participants])
                         if options.pcap else None)
 
@@ -97,7 +105,10 @@ class Coordinator:
         deadline = time.monotonic() + self.opt.connect_timeout_s
         while self.hub.accept(want, WAIT_SLICE_MS) < want:
             self._echo()
+            said_hello = {self.hub.client_address(i) for i in range(self.hub.client_count())}
             for p in self.participants:
+                if p.name in said_hello:
+                    continue  # gone after its HELLO: the first round will not include it
                 code = p.exit_code()
                 if code is not None:
                     raise RunError(f"participant {p.name} ({p.program.name}) "
@@ -111,8 +122,8 @@ class Coordinator:
             p = self.participants.join(i, self.hub.client_address(i), role,
                                        self.hub.client_pid(i))
             p.transport = "shm" if self.hub.client_channel(i) else "socket"
-        for e in self.hub.events():
-            self._record_event(e)
+        # One that went between its HELLO and now is gone before the first round.
+        self._handle_events()
 
     # ---- lookahead -------------------------------------------------------------------------
 
@@ -183,6 +194,7 @@ class Coordinator:
             hub.run(min(T + self.lookahead_ns, horizon), self.lookahead_ns, horizon)
             while not hub.wait(WAIT_SLICE_MS):
                 self._echo()
+                self._check_stall()
             D = hub.barrier()
             event_due = nxt >= 0 and ns(nxt) <= D
             t2 = perf()
@@ -218,6 +230,12 @@ class Coordinator:
             dst = self.participants.get(dst_name)
             if self.capture:
                 self._capture(src.name, p.time, src, dst_name, p.handle)
+            if dst is src:
+                # A participant's own traffic stays inside it (its loopback): what reaches
+                # the hub addressed to itself is nobody's to carry.
+                self._drop(InFlight(None, src, None, p.size, p.time, p.handle),
+                           "sent to its own address", dst_name=dst_name)
+                continue
             if dst is None or dst.client is None:
                 self._drop(InFlight(None, src, None, p.size, p.time, p.handle),
                            f"unknown destination {dst_name}", dst_name=dst_name)
@@ -298,6 +316,30 @@ class Coordinator:
         if changed and self.hub.alive_count() > 0:
             self._update_lookahead("a participant left",
                                    [p.name for p in self.participants.running()], at)
+
+    def _check_stall(self) -> None:
+        """A round that waits longer than the bound (plus ten slices, which a participant
+        may spend in real time) for some participant: it stalled (stopped, or blocking its
+        deadline signal). Fails the run naming it, or removes it (--on-stall)."""
+        rounds, now = self.hub.stats()["rounds"], time.monotonic()
+        if rounds != self._progress[0]:
+            self._progress = (rounds, now)
+            return
+        bound = self.opt.stall_s + 10 * self.lookahead_ns / 1e9
+        waited = now - self._progress[1]
+        if waited < bound:
+            return
+        D = self.hub.deadline()
+        for p in self.participants.running():
+            if p.client is None or not self.hub.waiting(p.client):
+                continue
+            why = (f"stalled: did not reach the deadline {D} ns in {waited:.0f} s "
+                   f"of wall time (pid {self.hub.client_pid(p.client)}, {p.program.name})")
+            if self.opt.on_stall == "fail":
+                raise RunError(f"participant {p.name} {why}; see {p.log_path}")
+            log.error("participant %s %s: removing it (--on-stall remove)", p.name, why)
+            self.hub.remove(p.client, why)  # its FAILED event stops its process
+        self._progress = (rounds, now)
 
     def _echo(self) -> None:
         self._last_echo = time.perf_counter_ns()

@@ -70,6 +70,9 @@ def parse(path) -> Deployment:
         if not stack and name != "platform":
             raise InputError(f"root element is <{name}>, expected <platform>", path, line)
         if name == "actor":
+            if current is not None:
+                raise InputError(f"<actor> inside the <actor> of line {current['line']}",
+                                 path, line)
             func = attrs.get("function")
             if func != VM_FUNCTION:
                 raise InputError(f"actor function '{func}' is not supported "
@@ -121,9 +124,14 @@ def _actor(raw, path) -> Actor:
         raise InputError("an actor needs at least two arguments: its address and its program",
                          path, raw["line"])
     try:
-        address = str(ipaddress.IPv4Address(args[0]))
+        ip = ipaddress.IPv4Address(args[0])
     except ValueError:
         raise InputError(f"first argument '{args[0]}' is not an IPv4 address", path, raw["line"])
+    # A participant's address names one participant: packets to it go to it alone.
+    if ip.is_unspecified or ip.is_multicast or ip == ipaddress.IPv4Address("255.255.255.255"):
+        raise InputError(f"address {ip} cannot be a participant's: give a unicast address",
+                         path, raw["line"])
+    address = str(ip)
     return Actor(host=raw["host"], address=address, program=args[1], args=args[2:],
                  line=raw["line"])
 

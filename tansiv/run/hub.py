@@ -100,6 +100,21 @@ class Hub:
     def alive_count(self) -> int:
         return self._lib.tsv_hub_alive_count(self._h)
 
+    def waiting(self, i: int) -> bool:
+        """Whether client i has yet to report reaching the current deadline."""
+        return bool(self._lib.tsv_hub_client_waiting(self._h, i))
+
+    def remove(self, i: int, why: str) -> None:
+        """Removes client i (a FAILED event saying why); the round goes on without it."""
+        self._lib.tsv_hub_remove(self._h, i, why.encode()[:150])
+
+    def set_secret(self, secret: bytes) -> None:
+        """TCP clients must give it in their HELLO (SECRET_SIZE bytes)."""
+        self._lib.tsv_hub_set_secret(self._h, ffi.from_buffer("uint8_t[]", secret))
+
+    def set_limits(self, round_bytes: int, out_bytes: int) -> None:
+        self._lib.tsv_hub_set_limits(self._h, round_bytes, out_bytes)
+
     def client_channel(self, i: int) -> bool:
         return bool(self._lib.tsv_hub_client_channel(self._h, i))
 
@@ -110,6 +125,10 @@ class Hub:
         """Rounds: to deadline_ns, then step_ns more each, up to limit_ns, as long as they are
         idle; wait() returns once one is not, or at the limit (barrier() says where)."""
         self._check(self._lib.tsv_hub_run(self._h, deadline_ns, step_ns, limit_ns))
+
+    def deadline(self) -> int:
+        """The current round's deadline (ns)."""
+        return self._lib.tsv_hub_deadline(self._h)
 
     def barrier(self) -> int:
         return self._lib.tsv_hub_barrier(self._h)

@@ -4,6 +4,8 @@ SimGrid's engine is a process-wide singleton: one Network per process."""
 
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cffi
@@ -71,6 +73,38 @@ def _precheck(platform: Path) -> None:
                          platform)
 
 
+# SimGrid reports a bad option by aborting the process that holds the engine: try the user's
+# options on the platform in a child first, and turn what it says into one line.
+_CFG_PROBE = """import sys, simgrid
+e = simgrid.Engine(sys.argv[2:])
+try:
+    e.load_platform(sys.argv[1])
+except RuntimeError:
+    pass  # the platform's own errors are reported by the engine that loads it, with its name
+"""
+
+
+def check_cfg(cfg, platform: Path) -> None:
+    """The user's --cfg options, each OPTION:VALUE and accepted by SimGrid."""
+    for c in cfg:
+        name, sep, value = c.partition(":")
+        if not (name and sep and value):
+            raise InputError(f"--cfg '{c}': expected OPTION:VALUE (e.g. network/model:LV08)")
+    if not cfg:
+        return
+    r = subprocess.run([sys.executable, "-c", _CFG_PROBE, str(platform), "tansiv",
+                        *[f"--cfg={c}" for c in cfg], "--log=root.thresh:critical"],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode == 0:
+        return
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    said = [l.split("CRITICAL] ", 1)[1] for l in lines if "CRITICAL] " in l]
+    said += [l.split(": ", 1)[1] for l in lines if l.startswith(("IndexError", "ValueError",
+                                                                  "RuntimeError"))]
+    raise InputError(f"SimGrid refuses --cfg {' '.join(cfg)}: "
+                     f"{said[0] if said else (lines[-1] if lines else r.returncode)}")
+
+
 class Network:
     def __init__(self, platform: Path, cfg=(), quiet=True):
         simgrid = _import_simgrid()
@@ -78,9 +112,10 @@ class Network:
         args = ["tansiv"] + [f"--cfg={c}" for c in list(DEFAULT_CFG) + list(cfg)]
         if quiet:
             args.append("--log=root.thresh:warning")
-        self.engine = simgrid.Engine(args)
         platform = Path(platform)
         _precheck(platform)
+        check_cfg(list(cfg), platform)
+        self.engine = simgrid.Engine(args)
         try:
             self.engine.load_platform(str(platform))
         except RuntimeError as e:

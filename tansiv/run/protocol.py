@@ -15,8 +15,9 @@ MAGIC = _c.TSV_MAGIC
 VERSION = _c.TSV_VERSION
 HEADER_SIZE = _c.TSV_HEADER_SIZE
 MAX_PAYLOAD = _c.TSV_MAX_PAYLOAD
+SECRET_SIZE = _c.TSV_SECRET_SIZE
 HELLO, SEND, AT_DEADLINE = _c.TSV_HELLO, _c.TSV_SEND, _c.TSV_AT_DEADLINE
-GOTO, DELIVER, END = _c.TSV_GOTO, _c.TSV_DELIVER, _c.TSV_END
+GOTO, DELIVER, END, CHANNEL = _c.TSV_GOTO, _c.TSV_DELIVER, _c.TSV_END, _c.TSV_CHANNEL
 ROLE_PROCESS, ROLE_VM = _c.TSV_ROLE_PROCESS, _c.TSV_ROLE_VM
 
 assert ffi.sizeof("struct tsv_header") == HEADER_SIZE
@@ -50,7 +51,8 @@ def parse_hello(payload: bytes) -> dict:
 
 
 def pack_hello(role: int = ROLE_PROCESS, pid: int = 0, magic: int = MAGIC,
-               version: int = VERSION) -> bytes:
+               version: int = VERSION, secret: bytes = b"") -> bytes:
     h = ffi.new("struct tsv_hello *")
     h.magic, h.version, h.role, h.pid = magic, version, role, pid
+    h.secret[0:len(secret)] = secret
     return bytes(ffi.buffer(h))

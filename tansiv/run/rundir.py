@@ -14,6 +14,7 @@ output, the routes and the run's record.
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -21,22 +22,58 @@ from ..errors import InputError
 from . import record, routes
 
 
+PRIVATE = 0o077  # umask of a run: its folders 0700, its files 0600
+
+
+_claimed = set()  # by this process
+
+
+def claim(path: Path) -> None:
+    """Makes path this run's, or raises InputError: its coordinator.log is created
+    exclusively, so that two runs never share a folder, even started at the same instant."""
+    if path.resolve() in _claimed:
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    try:
+        os.close(os.open(path / "coordinator.log", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        raise InputError("this folder already holds a run: choose another --out", path)
+    _claimed.add(path.resolve())
+
+
+def fresh(base: Path) -> Path:
+    """base, or base-2, base-3... : the first that no run holds yet."""
+    for k in range(1, 1000):
+        path = base if k == 1 else base.with_name(f"{base.name}-{k}")
+        try:
+            claim(path)
+            return path
+        except InputError:
+            continue
+    raise InputError("no free run folder name", base)
+
+
 class RunDir:
     def __init__(self, path):
         self.path = Path(path)
-        if (self.path / record.FILE).exists():
-            raise InputError("this folder already holds a run: choose another --out", self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        # What a run writes is its user's alone (packets, logs, the hub's socket), whatever
+        # the umask it was started with; its participants inherit this.
+        os.umask(PRIVATE)
+        claim(self.path)
         (self.path / "participants").mkdir(exist_ok=True)
         self._packets = open(self.path / "packets.jsonl", "w", buffering=1 << 16)
         self._events = open(self.path / "events.jsonl", "w", buffering=1)
         self._log_handler = None
 
-    def copy_inputs(self, *files) -> None:
+    def copy_inputs(self, platform, deployment) -> None:
+        """inputs/NAME of each; platform-NAME and deployment-NAME if they have one name."""
         inputs = self.path / "inputs"
         inputs.mkdir(exist_ok=True)
-        for f in files:
-            shutil.copy2(f, inputs / Path(f).name)
+        platform, deployment = Path(platform), Path(deployment)
+        same = platform.name == deployment.name
+        for role, f in (("platform", platform), ("deployment", deployment)):
+            shutil.copy2(f, inputs / (f"{role}-{f.name}" if same else f.name))
 
     def write_routes(self, table) -> None:
         routes.write(self.path, table)

@@ -11,8 +11,11 @@ error, SIGINT, SIGTERM), its record. The functions return the record; the comman
 prints it."""
 
 import datetime
+import ipaddress
 import logging
+import os
 import platform as pyplatform
+import secrets
 import shutil
 import sys
 import tempfile
@@ -25,11 +28,12 @@ from ..errors import InputError, TansivError
 from ..vm import results
 from . import deployment as dep
 from . import routes
-from .coordinator import Coordinator, Options
+from .coordinator import OUT_BYTES, Coordinator, Options
 from .participants import Participant, Participants, is_vm, resolve_program
 from .platform import Network
+from .protocol import SECRET_SIZE
 from .record import RunRecord
-from .rundir import RunDir
+from .rundir import RunDir, fresh
 
 log = logging.getLogger("tansiv")
 
@@ -75,8 +79,8 @@ class Inputs:
 
 
 def default_out() -> Path:
-    """./tansiv-run-DATE-TIME"""
-    return Path(f"tansiv-run-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    """./tansiv-run-DATE-TIME, or -DATE-TIME-2... if another run took it: made this run's."""
+    return fresh(Path(f"tansiv-run-{datetime.datetime.now():%Y%m%d-%H%M%S}"))
 
 
 class _Session:
@@ -138,7 +142,9 @@ def run(inputs: Inputs, out: Path, options: Options = None, socket: str = None,
     s = _Session("tansiv", inputs, out, {
         "force_s": _seconds(options.force_lookahead_ns), "until_s": _seconds(options.until_ns),
         "overhead": options.overhead, "socket": socket, "main": sorted(main),
-        "pcap": options.pcap, "transport": options.transport, "ring_size": options.ring_size})
+        "pcap": options.pcap, "transport": options.transport, "ring_size": options.ring_size,
+        "stall_s": options.stall_s, "on_stall": options.on_stall,
+        "round_bytes": options.round_bytes})
     members = Participants(Participant(a, prog, s.rundir.participant_log(a.address),
                                        main=a.address in main)
                            for a, prog in zip(d.actors, programs))
@@ -150,10 +156,14 @@ def run(inputs: Inputs, out: Path, options: Options = None, socket: str = None,
                 tmpdir = tempfile.mkdtemp(prefix="tansiv-")
                 socket = s.record.options["socket"] = f"{tmpdir}/hub.sock"
             hub = Hub(socket, options.ring_size if options.transport == "shm" else 0)
+            hub.set_limits(options.round_bytes, OUT_BYTES)
+            secret = _guard_tcp(hub, s.rundir)
             coord = Coordinator(inputs.network, members, inputs.routes, hub, s.rundir, options)
             coord.check()  # a run that cannot have a lookahead starts no program
             env = {"TANSIV_SOCKET": hub.address, "TANSIV_PEERS": ",".join(p.name for p in members),
                    "TANSIV_RUN_DIR": str(s.path.resolve())}
+            if secret:
+                env["TANSIV_SECRET"] = secret  # by environment: never on a command line
             if any(is_vm(p.program) for p in members):
                 from ..vm import build
                 log.info("VMs in the deployment: QEMU and the guest image (built once, then "
@@ -209,6 +219,27 @@ def alone(inputs: Inputs, out, timeout_s: float = 600.0, main=()) -> RunRecord:
         s.participants = uncoupled.run(actors, [a.address for a in inputs.deployment.actors],
                                        build.current(), s.rundir, timeout_s)
     return s.record
+
+
+def _guard_tcp(hub, rundir: RunDir):
+    """A hub on TCP takes only participants that know the run's secret (a fresh one, given
+    to the participants it starts and in the run's folder, file `secret`, mode 0600, for
+    others); beyond loopback, a warning too. Returns it in hex, or None on a Unix socket."""
+    address = hub.address
+    if not address.startswith("tcp:"):
+        return None
+    secret = secrets.token_bytes(SECRET_SIZE)
+    hub.set_secret(secret)
+    path = rundir.path / "secret"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret.hex() + "\n")
+    host = address[len("tcp:"):].rsplit(":", 1)[0]
+    if not ipaddress.ip_address(host).is_loopback:
+        log.warning("listening on %s, beyond loopback: anyone who can reach it may try; "
+                    "participants must give the run's secret (TANSIV_SECRET, in %s)", address,
+                    path)
+    return secret.hex()
 
 
 def routes_by_pair(table) -> dict:

@@ -88,11 +88,17 @@ def _guest_io(spec: VMSpec) -> list:
     commas), and the second serial port that brings the guest's /results back."""
     args = []
     if spec.cmd:
-        args += ["-fw_cfg", "name=opt/tansiv/cmd,string=" + spec.cmd.replace(",", ",,")]
+        args += ["-fw_cfg", "name=opt/tansiv/cmd,string=" + opt(spec.cmd)]
     if spec.results:
-        args += ["-chardev", f"file,id=results,path={spec.results}",
+        args += ["-chardev", f"file,id=results,path={opt(spec.results)}",
                  "-serial", "chardev:results"]
     return args
+
+
+def opt(value) -> str:
+    """A value inside a QEMU option string (key=value,key=value): a comma is written twice,
+    so that a path with one cannot add options of its own."""
+    return str(value).replace(",", ",,")
 
 
 def _machine(qemu: Path, memory_mb: int, kernel: Path, initrd: Path) -> list:
@@ -126,10 +132,10 @@ def qemu_command(spec: VMSpec, qemu: Path, image) -> list:
     # e1000 transmits in the vCPU's register write: frames leave at an exact virtual time.
     nic = f"e1000,netdev=net0,mac={mac_of(spec.address)},romfile=" if spec.address else None
     if spec.mode == "tansiv":
-        cmd += ["-netdev", f"tantap,id=net0,socket={spec.socket},address={spec.address}",
+        cmd += ["-netdev", f"tantap,id=net0,socket={opt(spec.socket)},address={spec.address}",
                 "-device", nic]
     elif spec.mode == "netem" and spec.tap:
-        cmd += ["-netdev", f"tap,id=net0,ifname={spec.tap},script=no,downscript=no",
+        cmd += ["-netdev", f"tap,id=net0,ifname={opt(spec.tap)},script=no,downscript=no",
                 "-device", nic]
     elif spec.mode == "netem":
         cmd += ["-netdev", dgram_netdev("net0", *spec.dgram), "-device", nic]
@@ -139,8 +145,8 @@ def qemu_command(spec: VMSpec, qemu: Path, image) -> list:
 
 
 def dgram_netdev(ident: str, local: str, remote: str) -> str:
-    return (f"dgram,id={ident},local.type=unix,local.path={local},"
-            f"remote.type=unix,remote.path={remote}")
+    return (f"dgram,id={ident},local.type=unix,local.path={opt(local)},"
+            f"remote.type=unix,remote.path={opt(remote)}")
 
 
 def router_command(qemu: Path, image, initrd: Path, links) -> list:
@@ -169,7 +175,7 @@ def _debian_disks(spec: VMSpec, image) -> list:
     key = Path(spec.ssh_key).read_text().strip()
     seed = debian_image.cloud_init_seed(work / "seed.iso", spec.name.replace(".", "-"), key,
                                         networks)
-    return ["-drive", f"file={disk},if=virtio,format=qcow2",
-            "-drive", f"file={seed},if=virtio,format=raw,readonly=on",
+    return ["-drive", f"file={opt(disk)},if=virtio,format=qcow2",
+            "-drive", f"file={opt(seed)},if=virtio,format=raw,readonly=on",
             "-netdev", f"user,id=mgmt,hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22",
             "-device", f"virtio-net-pci,netdev=mgmt,mac={MGMT_MAC},romfile="]

@@ -34,9 +34,9 @@ rule core:
     log:
         R + "/logs/build/core.log",
     shell:
-        "(cmake -S csrc -B build -DCMAKE_INSTALL_PREFIX={PREFIX} "
-        "&& cmake --build build -j{threads} && cmake --install build) > {log} 2>&1 "
-        "&& date -u +%FT%TZ > {output}"
+        "(cmake -S csrc -B build -DCMAKE_INSTALL_PREFIX={PREFIX:q} "
+        "&& cmake --build build -j{threads} && cmake --install build) > {log:q} 2>&1 "
+        "&& date -u +%FT%TZ > {output:q}"
 
 
 rule qemu:
@@ -54,7 +54,7 @@ rule qemu:
     log:
         R + "/logs/build/qemu.log",
     shell:
-        "csrc/qemu/build-qemu.sh > {output} 2> {log}"
+        "csrc/qemu/build-qemu.sh > {output:q} 2> {log:q}"
 
 
 rule guest_image:
@@ -70,8 +70,8 @@ rule guest_image:
     log:
         R + "/logs/build/image.log",
     shell:
-        "{PREFIX}/bin/python -m tansiv.vm.images guest > {output.guest} 2> {log}"
-        " && {PREFIX}/bin/python -m tansiv.vm.images router > {output.router} 2>> {log}"
+        "{PREFIX:q}/bin/python -m tansiv.vm.images guest > {output.guest:q} 2> {log:q}"
+        " && {PREFIX:q}/bin/python -m tansiv.vm.images router > {output.router:q} 2>> {log:q}"
 
 
 def image_inputs(wildcards):

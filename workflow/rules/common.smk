@@ -73,6 +73,9 @@ USING_APPTAINER = any(
     m.name == "APPTAINER" for m in workflow.deployment_settings.deployment_method
 )
 if USING_APPTAINER:
+    if any(c.isspace() for c in SIF):
+        raise WorkflowError(f"results: '{R}': Apptainer takes no image path with spaces; "
+                            "choose a results folder without")
     if not Path(SIF).exists():
         raise WorkflowError(
             f"{SIF} does not exist: build the image first, natively: "
@@ -86,4 +89,5 @@ if USING_APPTAINER:
     workflow.deployment_settings.apptainer_args += f" --bind {cache_dir()}"
 
 
-container: SIF
+# Only with --sdm apptainer: Snakemake checks the image's path even when it does not use it.
+container: SIF if USING_APPTAINER else None

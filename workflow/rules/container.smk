@@ -13,4 +13,4 @@ rule container:
     params:
         codename=debian.codename(),
     shell:
-        "images/container/build-container.sh {input} {output} {params.codename} > {log} 2>&1"
+        "images/container/build-container.sh {input:q} {output:q} {params.codename:q} > {log:q} 2>&1"

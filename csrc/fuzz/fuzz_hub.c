@@ -1,0 +1,97 @@
+/* libFuzzer harness: the hub's side of the wire, fed by a hostile participant.
+ *
+ * An input is a connection's byte stream, after two control bytes:
+ *   [0] bit 0: a valid HELLO goes first (to reach the frames after it)
+ *       bit 1: then a round starts (SEND and AT_DEADLINE are then in phase)
+ *       bit 2: the connection asks for a shared-memory channel in that HELLO
+ *   [1] the stream is written in chunks of ([1] % 17) + 1 bytes, the hub's loop turning once
+ *       between chunks (frames split anywhere), and the connection is closed at the end
+ *       (mid-frame, often).
+ * The hub must stay consistent: every packet it reports has its payload, and freeing it
+ * leaks nothing (ASan). */
+
+/* The hub's own file, for its static poll_once(): the harness turns the hub's loop one turn
+ * at a time, in every phase. */
+#include "hub.c"
+
+#include <sys/un.h>
+
+static char path[108];
+
+/* Writes without blocking: a hub that stopped reading (the connection failed) must not hang
+ * the harness. -1 when it takes no more. */
+static int put(struct tsv_hub *hub, int fd, const uint8_t *p, size_t n)
+{
+    for (int tries = 0; n > 0 && tries < 4;) {
+        ssize_t k = send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno != EAGAIN)
+                return -1;
+            poll_once(hub, 0);
+            tries++;
+            continue;
+        }
+        p += k, n -= (size_t)k;
+    }
+    return n ? -1 : 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2)
+        return 0;
+    uint8_t mode = data[0], chunk = (uint8_t)(data[1] % 17 + 1);
+    data += 2, size -= 2;
+    if (!path[0])
+        snprintf(path, sizeof(path), "/tmp/tansiv-fuzz-hub-%d.sock", (int)getpid());
+    unlink(path);
+    char err[256];
+    struct tsv_hub *hub = tsv_hub_new(path, err, sizeof(err));
+    if (!hub)
+        abort();
+    if (mode & 4)
+        tsv_hub_channels(hub, 128 << 10);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, path);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+        abort();
+    if (mode & 1) {
+        struct tsv_hello hello = {.magic = TSV_MAGIC, .version = TSV_VERSION,
+                                  .role = TSV_ROLE_PROCESS, .pid = 1};
+        uint8_t frame[TSV_HEADER_SIZE + sizeof(hello)];
+        size_t n = tsv_frame_put(frame, TSV_HELLO, 0, 0x0100000a, 0, (const uint8_t *)&hello,
+                                 sizeof(hello));
+        if (mode & 4)
+            ((struct tsv_header *)frame)->flags = TSV_HELLO_CHANNEL;
+        put(hub, fd, frame, n);
+        if (tsv_hub_accept(hub, 1, 100) == 1 && (mode & 2))
+            tsv_hub_goto(hub, 1000000);
+    }
+    for (size_t off = 0; off < size; off += chunk) {
+        size_t n = size - off < chunk ? size - off : chunk;
+        if (put(hub, fd, data + off, n))
+            break;
+        poll_once(hub, 0);
+    }
+    close(fd);
+    poll_once(hub, 0);
+    poll_once(hub, 0);
+    struct tsv_hub_event ev;
+    while (tsv_hub_next_event(hub, &ev))
+        ;
+    if (hub->waiting == 0 && hub->deadline)
+        end_round(hub); /* the round ended: its packets, sorted */
+    int count = tsv_hub_packet_count(hub);
+    const struct tsv_hub_packet *p = tsv_hub_packets(hub);
+    for (int i = 0; i < count; i++) {
+        uint32_t len;
+        if (!tsv_hub_payload(hub, p[i].handle, &len) || len != p[i].size)
+            abort();
+        tsv_hub_drop(hub, p[i].handle);
+    }
+    if (tsv_hub_payloads_held(hub) != 0)
+        abort();
+    tsv_hub_free(hub);
+    return 0;
+}

@@ -1,0 +1,399 @@
+"""Stalled and hostile participants, bounds, a private run, and bad input: each fault the
+hardening review found, with what tansiv does about it now (README, Hardening)."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, TESTS_BIN, actor, read_jsonl, tansiv, two_hosts, write_deployment
+from tansiv.run import protocol
+from tansiv.run.hub import FAILED, Hub, str_to_addr
+from tansiv.vm.qemu import opt
+
+CRASHER, IDLE, BURST = TESTS_BIN / "crasher", TESTS_BIN / "idle", TESTS_BIN / "burst"
+MS = 1_000_000
+
+
+def run_json(out: Path) -> dict:
+    return json.loads((out / "run.json").read_text())
+
+
+def events(out: Path) -> list:
+    return read_jsonl(out / "events.jsonl")
+
+
+# ---- participants that stall ------------------------------------------------------------------
+
+def stalling_run(tmp_path, how, *extra):
+    """10.0.0.2 stalls at 50 ms (how: hang = SIGSTOP, block = every signal blocked) while
+    10.0.0.1 idles to 2 s."""
+    p = two_hosts(tmp_path / "p.xml", "1ms")
+    d = write_deployment(
+        tmp_path / "d.xml",
+        actor("h1", "10.0.0.1", IDLE, "-n", "10.0.0.1", "--", 2_000_000),
+        actor("h2", "10.0.0.2", CRASHER, "-n", "10.0.0.2", "--", 50_000, how))
+    out = tmp_path / "run"
+    t0 = time.monotonic()
+    r = tansiv("run", p, d, "--out", out, "--quiet", "--stall-timeout", "2", *extra)
+    return r, out, time.monotonic() - t0
+
+
+@pytest.mark.parametrize("how", ["hang", "block"])
+def test_a_stalled_participant_fails_the_run_naming_it(tmp_path, how):
+    r, out, wall = stalling_run(tmp_path, how)
+    assert r.returncode == 1, r.stderr
+    info = run_json(out)
+    assert info["status"] == "error"
+    assert re.search(r"participant 10\.0\.0\.2 stalled: did not reach the deadline \d+ ns in "
+                     r"\d+ s of wall time \(pid \d+, crasher\)", info["error"]), info["error"]
+    assert wall < 30  # 2 s of bound, then the end of the run (stopped processes are killed)
+    assert (out / "participants" / "10.0.0.2.log").exists()
+
+
+def test_a_stalled_participant_can_be_removed_instead(tmp_path):
+    r, out, _ = stalling_run(tmp_path, "hang", "--on-stall", "remove")
+    assert r.returncode == 3, r.stderr  # a participant failed; the run went on
+    info = run_json(out)
+    states = {p["name"]: (p["state"], p["detail"]) for p in info["participants"]}
+    assert states["10.0.0.1"][0] == "ended"
+    assert states["10.0.0.2"][0] == "failed" and "stalled" in states["10.0.0.2"][1]
+    assert info["simulated_s"] >= 2.0  # the other one reached its end
+
+
+def test_vsg_stop_from_a_signal_handler_while_held_at_a_barrier(tmp_path):
+    """10.0.0.2's SIGINT handler calls vsg_stop while the library synchronizes (10.0.0.1 is
+    stopped, so the barrier holds): the call returns at once (the stop takes effect when the
+    synchronization returns) instead of spinning on the library's lock forever."""
+    p = two_hosts(tmp_path / "p.xml", "1ms")
+    d = write_deployment(
+        tmp_path / "d.xml",
+        actor("h1", "10.0.0.1", CRASHER, "-n", "10.0.0.1", "--", 1000, "hang"),
+        actor("h2", "10.0.0.2", CRASHER, "-n", "10.0.0.2", "--", 0, "sigint"))
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "tansiv.cli", "run", p, d, "--out", out,
+                             "--quiet", "--stall-timeout", "4", "--on-stall", "remove"],
+                            stderr=subprocess.PIPE, text=True)
+    pid, t0 = None, time.monotonic()
+    while pid is None and time.monotonic() - t0 < 20:
+        time.sleep(0.1)
+        joined = [e for e in (read_jsonl(out / "events.jsonl")
+                              if (out / "events.jsonl").exists() else [])
+                  if e["event"] == "joined" and e["participant"] == "10.0.0.2"]
+        if joined:
+            pid = int(re.search(r"pid (\d+)", joined[0]["message"]).group(1))
+    assert pid, "10.0.0.2 never joined"
+    time.sleep(1.0)  # 10.0.0.1 stopped at 1 ms: 10.0.0.2 waits in its synchronization
+    os.kill(pid, signal.SIGINT)
+    err = proc.communicate(timeout=90)[1]
+    assert "stopped" in (out / "participants" / "10.0.0.2.log").read_text(), err
+    states = {p["name"]: (p["state"], p["detail"]) for p in run_json(out)["participants"]}
+    assert states["10.0.0.2"] == ("crashed", "exited with status 5"), states
+
+
+# ---- participants that misbehave --------------------------------------------------------------
+
+def test_a_participant_over_its_bytes_per_round_is_removed_and_the_run_goes_on(tmp_path):
+    p = two_hosts(tmp_path / "p.xml", "100ms")
+    d = write_deployment(
+        tmp_path / "d.xml",
+        actor("h1", "10.0.0.1", BURST, "-n", "10.0.0.1", "--", "send", "10.0.0.2", 1000, 2000,
+              "stop"),
+        actor("h2", "10.0.0.2", IDLE, "-n", "10.0.0.2", "--", 500_000))
+    out = tmp_path / "run"
+    r = tansiv("run", p, d, "--out", out, "--quiet", "--round-bytes", "1MiB")
+    assert r.returncode == 3, r.stderr
+    failed = [e for e in events(out) if e["event"] == "failed"]
+    assert len(failed) == 1 and failed[0]["participant"] == "10.0.0.1"
+    assert "sent more than 1048576 bytes in one round" in failed[0]["message"]
+    states = {p["name"]: p["state"] for p in run_json(out)["participants"]}
+    assert states == {"10.0.0.1": "failed", "10.0.0.2": "ended"}
+
+
+@pytest.mark.parametrize("dst,why", [("10.0.0.1", "sent to its own address"),
+                                     ("0.0.0.0", "unknown destination 0.0.0.0"),
+                                     ("255.255.255.255", "unknown destination 255.255.255.255")])
+def test_sends_to_oneself_or_to_no_one_are_dropped_and_recorded(tmp_path, dst, why):
+    p = two_hosts(tmp_path / "p.xml", "1ms")
+    d = write_deployment(
+        tmp_path / "d.xml",
+        actor("h1", "10.0.0.1", BURST, "-n", "10.0.0.1", "--", "send", dst, 2, 100, "stop"),
+        actor("h2", "10.0.0.2", IDLE, "-n", "10.0.0.2", "--", 20_000))
+    out = tmp_path / "run"
+    r = tansiv("run", p, d, "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    packets = read_jsonl(out / "packets.jsonl")
+    assert len(packets) == 2 and all(p["dropped"] == why and p["dst"] == dst for p in packets)
+    assert run_json(out)["packets_dropped"] == 2
+
+
+def test_a_participant_gone_between_hello_and_the_first_round_is_not_running(tmp_path):
+    """A program that says HELLO and exits at once, while the other one connects late: when
+    the run starts it is already gone, and --main on it ends the run at once."""
+    quick = tmp_path / "quick.py"
+    quick.write_text(f"#!{sys.executable}\n" + textwrap.dedent(f"""\
+        import socket, sys
+        sys.path.insert(0, {str(REPO)!r})
+        from tansiv.run import protocol
+        from tansiv.run.hub import str_to_addr
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sys.argv[1])
+        s.sendall(protocol.Frame(protocol.HELLO, src=str_to_addr("10.0.0.2"),
+                                 payload=protocol.pack_hello()).pack())
+        """))
+    quick.chmod(0o755)
+    late = tmp_path / "late.sh"
+    late.write_text(f"#!/bin/sh\nsleep 1\nexec {IDLE} \"$@\"\n")
+    late.chmod(0o755)
+    p = two_hosts(tmp_path / "p.xml", "1ms")
+    d = write_deployment(tmp_path / "d.xml",
+                         actor("h1", "10.0.0.1", late, "-n", "10.0.0.1", "--", 60_000_000),
+                         actor("h2", "10.0.0.2", quick))
+    out = tmp_path / "run"
+    r = tansiv("run", p, d, "--out", out, "--quiet", "--main", "10.0.0.2", timeout=60)
+    # 10.0.0.1 is told END before its first slice, which idle reports as an error (exit 1).
+    assert r.returncode == 3, r.stderr
+    assert "the main participants ended" in r.stderr
+    info = run_json(out)
+    states = {p["name"]: p["state"] for p in info["participants"]}
+    assert states["10.0.0.2"] == "ended"
+    assert info["simulated_s"] == 0 and info["rounds"] == 0  # not the 60 s of the other
+    assert any(e["event"] == "left" and e["participant"] == "10.0.0.2" for e in events(out))
+
+
+# ---- the hub's doors --------------------------------------------------------------------------
+
+class Raw:
+    """A raw protocol client."""
+
+    def __init__(self, address: str, name="10.0.0.1"):
+        if address.startswith("tcp:"):
+            host, port = address[4:].rsplit(":", 1)
+            self.sock = socket.create_connection((host, int(port)))
+        else:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(address)
+        self.sock.settimeout(5)
+        self.addr = str_to_addr(name)
+
+    def hello(self, **kw):
+        self.sock.sendall(protocol.Frame(protocol.HELLO, src=self.addr,
+                                         payload=protocol.pack_hello(**kw)).pack())
+
+
+def hub_events(hub):
+    return [(e.kind, e.message) for e in hub.events()]
+
+
+def test_tcp_hub_listens_on_loopback_by_default_and_wants_the_runs_secret():
+    secret = os.urandom(protocol.SECRET_SIZE)
+    with Hub("tcp::0") as hub:
+        assert hub.address.startswith("tcp:127.0.0.1:")
+        hub.set_secret(secret)
+        stranger, member = Raw(hub.address, "10.0.0.9"), Raw(hub.address, "10.0.0.1")
+        stranger.hello(pid=1)
+        member.hello(pid=2, secret=secret)
+        assert hub.accept(1, 2000) == 1
+        assert hub.client_address(0) == "10.0.0.1"
+        assert any(k == FAILED and "HELLO without the run's secret" in m
+                   for k, m in hub_events(hub))
+        assert stranger.sock.recv(16) == b""  # closed
+
+
+def test_a_tcp_run_gives_its_participants_the_secret_by_environment(tmp_path):
+    p = two_hosts(tmp_path / "p.xml", "1ms")
+    d = write_deployment(
+        tmp_path / "d.xml",
+        actor("h1", "10.0.0.1", BURST, "-n", "10.0.0.1", "--", "send", "10.0.0.2", 3, 100,
+              "stop"),
+        actor("h2", "10.0.0.2", BURST, "-n", "10.0.0.2", "--", "recv", 3))
+    out = tmp_path / "run"
+    r = tansiv("run", p, d, "--out", out, "--quiet", "--socket", "tcp::0")
+    assert r.returncode == 0, r.stderr
+    secret = out / "secret"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert re.fullmatch(r"[0-9a-f]{32}\n", secret.read_text())
+    assert secret.read_text().strip() not in json.dumps(run_json(out))  # not in the command
+
+
+def test_a_connection_that_never_says_hello_is_closed(tmp_path):
+    with Hub(str(tmp_path / "hub.sock")) as hub:
+        silent = Raw(hub.address)
+        t0, said = time.monotonic(), []
+        while time.monotonic() - t0 < 13 and not said:
+            hub.accept(1, 500)
+            said = [m for k, m in hub_events(hub) if k == FAILED]
+        assert said and "no HELLO within 10 s of connecting" in said[0], said
+        silent.sock.settimeout(1)
+        assert silent.sock.recv(16) == b""
+        assert 9.5 < time.monotonic() - t0 < 13
+
+
+def test_a_hello_after_the_start_is_refused(tmp_path):
+    with Hub(str(tmp_path / "hub.sock")) as hub:
+        early = Raw(hub.address, "10.0.0.9")  # connects, says nothing yet
+        member = Raw(hub.address, "10.0.0.1")
+        member.hello()
+        assert hub.accept(1, 2000) == 1  # the run starts
+        assert early.sock.recv(16) == b""  # closed: it will not be part of the run
+        with pytest.raises(OSError):
+            early.hello()
+        hub.goto(MS)
+        member.sock.recv(64)
+        assert hub.client_count() == 1
+        messages = [m for k, m in hub_events(hub) if k == FAILED]
+        assert any("the run started before its HELLO" in m for m in messages), messages
+
+
+def test_out_of_descriptors_the_hub_waits_instead_of_spinning(tmp_path):
+    """With its descriptors used up, a pending connection cannot be accepted: the hub must
+    sleep (not spin on epoll) and accept it once one is free."""
+    script = textwrap.dedent(f"""\
+        import os, resource, socket, sys, time
+        sys.path.insert(0, {str(REPO)!r})
+        from tansiv.run import protocol
+        from tansiv.run.hub import Hub, str_to_addr
+        hub = Hub({str(tmp_path / "hub.sock")!r})
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        hog = []
+        try:
+            while True:
+                hog.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError:
+            pass
+        print("ready", flush=True)
+        sys.stdin.readline()  # the client connected and said HELLO
+        cpu0 = time.process_time()
+        n = hub.accept(1, 1500)
+        busy = time.process_time() - cpu0
+        for fd in hog[:4]:
+            os.close(fd)
+        n = hub.accept(1, 3000)
+        print(f"{{busy:.3f}} {{n}}", flush=True)
+        """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        c = Raw(str(tmp_path / "hub.sock"))
+        c.hello()
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        busy, n = child.stdout.readline().split()
+    finally:
+        child.kill()
+    assert float(busy) < 0.5, busy  # spinning would burn the whole 1.5 s
+    assert int(n) == 1
+
+
+# ---- a private run ----------------------------------------------------------------------------
+
+def test_run_folders_are_private_whatever_the_umask(tmp_path):
+    p = two_hosts(tmp_path / "p.xml", "1ms")
+    d = write_deployment(
+        tmp_path / "d.xml",
+        actor("h1", "10.0.0.1", BURST, "-n", "10.0.0.1", "--", "send", "10.0.0.2", 1, 10, "stop"),
+        actor("h2", "10.0.0.2", BURST, "-n", "10.0.0.2", "--", "recv", 1))
+    out = tmp_path / "run"
+    old = os.umask(0)
+    try:
+        r = tansiv("run", p, d, "--out", out, "--quiet")
+    finally:
+        os.umask(old)
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_mode & 0o777 == 0o700
+    for f in [out / "run.json", out / "packets.jsonl", out / "participants" / "10.0.0.1.log"]:
+        assert f.stat().st_mode & 0o077 == 0, f
+
+
+def test_two_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
+    p = two_hosts(tmp_path / "p.xml", "1ms")
+    d = write_deployment(
+        tmp_path / "d.xml",
+        actor("h1", "10.0.0.1", IDLE, "-n", "10.0.0.1", "--", 10_000),
+        actor("h2", "10.0.0.2", IDLE, "-n", "10.0.0.2", "--", 10_000))
+    procs = [subprocess.Popen([sys.executable, "-m", "tansiv.cli", "run", p, d, "--quiet"],
+                              cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    errs = [pr.communicate(timeout=60)[1] for pr in procs]
+    assert all(pr.returncode == 0 for pr in procs), errs
+    folders = sorted(f for f in tmp_path.iterdir() if f.name.startswith("tansiv-run-"))
+    assert len(folders) == 3 and all((f / "run.json").exists() for f in folders)
+    said = sorted(re.search(r"results in (\S+)", e).group(1) for e in errs)
+    assert said == sorted(f.name for f in folders)
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+def test_a_nested_actor_is_an_input_error(tmp_path):
+    d = tmp_path / "d.xml"
+    d.write_text("<?xml version='1.0'?>\n<platform version=\"4.1\">\n"
+                 "<actor host=\"h1\" function=\"vsg_vm\">\n"
+                 "  <actor host=\"h2\" function=\"vsg_vm\"/>\n</actor>\n</platform>\n")
+    r = tansiv("check", two_hosts(tmp_path / "p.xml", "1ms"), d)
+    assert r.returncode == 1
+    assert f"{d}:4: <actor> inside the <actor> of line 3" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "255.255.255.255", "224.0.0.1"])
+def test_a_participant_address_must_be_unicast(tmp_path, address):
+    d = write_deployment(tmp_path / "d.xml", actor("h1", address, IDLE, "--", 1))
+    r = tansiv("check", two_hosts(tmp_path / "p.xml", "1ms"), d)
+    assert r.returncode == 1 and f"address {address} cannot be a participant's" in r.stderr
+
+
+@pytest.mark.parametrize("cfg,said", [
+    ("network/modle:LV08", "Bad config key: network/modle"),
+    ("network/model:XX", "Model 'XX' is invalid"),
+    ("nocolon", "expected OPTION:VALUE")])
+def test_a_bad_simgrid_option_is_one_clear_error(tmp_path, cfg, said):
+    d = write_deployment(tmp_path / "d.xml", actor("h1", "10.0.0.1", IDLE, "--", 1),
+                         actor("h2", "10.0.0.2", IDLE, "--", 1))
+    out = tmp_path / "run"
+    r = tansiv("run", two_hosts(tmp_path / "p.xml", "1ms"), d, "--cfg", cfg, "--out", out)
+    assert r.returncode == 1 and said in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not out.exists()  # nothing half-written
+
+
+def test_inputs_of_the_same_name_are_both_kept(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    p = two_hosts(tmp_path / "a" / "run.xml", "1ms")
+    d = write_deployment(tmp_path / "b" / "run.xml",
+                         actor("h1", "10.0.0.1", IDLE, "-n", "10.0.0.1", "--", 1000),
+                         actor("h2", "10.0.0.2", IDLE, "-n", "10.0.0.2", "--", 1000))
+    out = tmp_path / "run"
+    r = tansiv("run", p, d, "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    kept = sorted(f.name for f in (out / "inputs").iterdir())
+    assert kept == ["deployment-run.xml", "platform-run.xml"]
+    assert (out / "inputs" / "platform-run.xml").read_text() == p.read_text()
+
+
+def test_a_comma_in_a_path_cannot_add_qemu_options():
+    assert opt("/tmp/a,b/hub.sock") == "/tmp/a,,b/hub.sock"
+    from tansiv.vm.qemu import VMSpec, qemu_command
+    spec = VMSpec(name="10.0.0.1", address="10.0.0.1", mode="tansiv",
+                  socket="/tmp/x,script=/evil/hub.sock")
+    fake = type("Image", (), {"kernel": Path("/k"), "initrd": Path("/i")})()
+    netdev = [a for a in qemu_command(spec, Path("/q"), fake) if a.startswith("tantap")]
+    assert netdev == ["tantap,id=net0,socket=/tmp/x,,script=/evil/hub.sock,address=10.0.0.1"]
+
+
+def test_shell_rules_quote_results_paths_with_spaces_and_semicolons(tmp_path):
+    results = tmp_path / "res dir;touch pwned"
+    r = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "-p", "--cores",
+                        "1", "core", "--config", f"results={results}"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"> '{results}/logs/build/core.log'" in r.stdout, r.stdout
