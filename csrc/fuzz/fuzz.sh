@@ -1,6 +1,7 @@
 #!/bin/sh
-# Builds the libFuzzer harnesses (clang) and runs one, by hand, on the corpus kept in the
-# repository, which it grows with the inputs that reach new code:
+# Builds the libFuzzer harnesses (clang) and runs one by hand, from the corpus kept in the
+# repository; then merges into that corpus the inputs that reached new code (-merge=1 keeps
+# it small):
 #
 #   csrc/fuzz/fuzz.sh hub|client|ring [SECONDS (default 600)] [libFuzzer options...]
 #
@@ -12,8 +13,11 @@ seconds=${2:-600}
 here=$(cd "$(dirname "$0")" && pwd)
 build=${TANSIV_FUZZ_BUILD:-$here/../../build-fuzz}
 cmake -S "$here/.." -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-      -DTANSIV_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+      -DTANSIV_FUZZ=ON > /dev/null
 cmake --build "$build" --target "fuzz_$name" -j"$(nproc)" > /dev/null
-mkdir -p "$here/corpus/$name"
-exec "$build/fuzz_$name" -max_total_time="$seconds" -print_final_stats=1 "$@" \
-     "$here/corpus/$name"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp "$here/corpus/$name"/* "$work/"
+TANSIV_LOG_LEVEL=off "$build/fuzz_$name" -max_total_time="$seconds" -print_final_stats=1 \
+    -artifact_prefix="$PWD/" "$@" "$work"
+TANSIV_LOG_LEVEL=off "$build/fuzz_$name" -merge=1 "$here/corpus/$name" "$work" 2>&1 | tail -1
