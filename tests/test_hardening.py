@@ -397,3 +397,28 @@ def test_shell_rules_quote_results_paths_with_spaces_and_semicolons(tmp_path):
                        cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"> '{results}/logs/build/core.log'" in r.stdout, r.stdout
+
+
+def test_the_cores_own_log_formatting():
+    """common/log.c formats without stdio (async-signal-safe): every conversion the core
+    uses, as printf would."""
+    script = textwrap.dedent("""\
+        import cffi
+        from tansiv.run import cheader
+        ffi = cffi.FFI()
+        ffi.cdef("void tsv_log(int level, const char *component, const char *fmt, ...);")
+        lib = cheader.open_library(ffi, "tansiv-hub")
+        lib.tsv_log(0, b"test", b"%s|%c|%d|%d|%u|%llu|%zu|%zd|%08x|%x|%5d|%%|%q",
+                    ffi.new("char[]", b"text"), ffi.cast("int", 65), ffi.cast("int", -42),
+                    ffi.cast("int", -2147483648), ffi.cast("unsigned", 4294967295),
+                    ffi.cast("unsigned long long", 18446744073709551615),
+                    ffi.cast("size_t", 123), ffi.cast("ssize_t", -7),
+                    ffi.cast("unsigned", 0xab), ffi.cast("unsigned", 0xdead),
+                    ffi.cast("int", 42))
+        """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       cwd=REPO, timeout=30)
+    line = r.stderr.strip()
+    assert re.fullmatch(r"tansiv-test\[\d+\] error: (.*)", line), r.stderr
+    assert line.split(": ", 1)[1] == ("text|A|-42|-2147483648|4294967295|"
+                                      "18446744073709551615|123|-7|000000ab|dead|   42|%|%q")

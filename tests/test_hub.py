@@ -2,6 +2,7 @@
 
 import os
 import socket
+import threading
 
 import pytest
 
@@ -180,3 +181,43 @@ def test_tcp_listener_reports_its_port():
     with Hub("tcp:127.0.0.1:0") as h:
         host, port = h.address[4:].rsplit(":", 1)
         assert host == "127.0.0.1" and int(port) > 0
+
+
+def test_a_client_that_does_not_read_what_it_is_sent_is_removed(hub):
+    """Frames wait for a client in the hub only up to a bound (here 256 KiB, beyond what its
+    socket's buffer holds): one that never reads is removed, not the hub's memory grown."""
+    hub.set_limits(1 << 30, 256 << 10)
+    a, b = joined(hub, ["10.0.0.1", "10.0.0.2"])
+    list(hub.events())
+    hub.goto(1 * MS)
+    payload = b"z" * 60000
+    sender = threading.Thread(target=lambda: [a.packet(10 + k, "10.0.0.2", payload)
+                                              for k in range(100)] + [a.at_deadline(1 * MS)])
+    sender.start()
+    b.at_deadline(1 * MS)  # b never reads anything
+    assert hub.wait(10000)
+    sender.join()
+    n, packets = hub.packets()
+    assert n == 100
+    for k in range(n):
+        hub.deliver(packets[k].handle, 1, 1 * MS)
+    failed = [e for e in hub.events() if e.kind == FAILED]
+    assert len(failed) == 1 and failed[0].client == 1
+    assert "does not read what it is sent" in failed[0].message
+    assert hub.alive(0) and not hub.alive(1)
+    assert hub.payloads_held() == 0
+
+
+def test_a_client_over_its_bytes_per_round_is_removed(hub):
+    hub.set_limits(100_000, 1 << 28)
+    a, b = joined(hub, ["10.0.0.1", "10.0.0.2"])
+    list(hub.events())
+    hub.goto(1 * MS)
+    sender = threading.Thread(target=lambda: [a.packet(10 + k, "10.0.0.2", b"x" * 60000)
+                                              for k in range(2)])  # 120000 bytes this round
+    sender.start()
+    b.at_deadline(1 * MS)
+    assert hub.wait(5000)
+    sender.join()
+    failed = [e for e in hub.events() if e.kind == FAILED]
+    assert len(failed) == 1 and "sent more than 100000 bytes in one round" in failed[0].message

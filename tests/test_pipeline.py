@@ -58,6 +58,14 @@ def write_config(tmp_path, text):
     ("qemu_version: '9.2.0'\nsweeps:\n  a: {modes: [process], workload: ping}\n",
      "qemu_version: 9.2.0 is not the version csrc/qemu/qemu.env pins (10.0.13)"),
     ("sweeps: {}\n", "should be non-empty"),
+    ("sweeps:\n  a: {modes: [process], workload: ping, latency: [0.4ns]}\n",
+     "sweeps.a.latency: '0.4ns' is 0 ns once rounded to nanoseconds"),
+    ("sweeps:\n  a: {modes: [process], workload: gettimeofday, lookahead: [0.1ns]}\n",
+     "sweeps.a.lookahead: '0.1ns' is 0 ns once rounded to nanoseconds"),
+    ("sweeps:\n  a: {modes: [process], workload: ping, bandwidth: [0bps]}\n",
+     "sweeps.a.bandwidth: '0bps': a link needs a bandwidth > 0"),
+    ("sweeps:\n  a: {modes: [process], workload: ping, n: [1]}\n",
+     "sweeps.a.n: the ping workload needs n >= 2"),
     ("workloads:\n  w:\n    image: nope\n    roles: {a: {command: 'true', main: true}}\n"
      "sweeps:\n  a: {modes: [tansiv], workload: w}\n", "workloads.w.image: no image 'nope'"),
 ])

@@ -51,6 +51,21 @@ static void on_end(struct vsg_context *ctx, int lost)
     }
 }
 
+/* The contexts whose timers may still signal, and the handlers under way: a deadline signal
+ * already pending when vsg_cleanup deletes the timer (on another thread) may be delivered
+ * after; it must find its context gone, not freed memory. */
+#define MAX_CONTEXTS 64
+static _Atomic(struct vsg_context *) live[MAX_CONTEXTS];
+static _Atomic int handlers;
+
+static int is_live(const struct vsg_context *ctx)
+{
+    for (int i = 0; i < MAX_CONTEXTS; i++)
+        if (atomic_load(&live[i]) == ctx)
+            return 1;
+    return 0;
+}
+
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
     (void)sig;
@@ -59,7 +74,10 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
     if (si->si_code != SI_TIMER || !ctx)
         return;
     int saved_errno = errno;
-    tsv_session_deadline(ctx);
+    atomic_fetch_add(&handlers, 1); /* before the check: release() waits for us */
+    if (is_live(ctx))
+        tsv_session_deadline(ctx);
+    atomic_fetch_sub(&handlers, 1);
     errno = saved_errno;
 }
 
@@ -94,7 +112,13 @@ static int start(struct vsg_context *ctx)
     }
     pd->have_timer = 1;
     ctx->backend_data = pd;
-    return 0;
+    for (int i = 0; i < MAX_CONTEXTS; i++) {
+        struct vsg_context *none = NULL;
+        if (atomic_compare_exchange_strong(&live[i], &none, ctx))
+            return 0;
+    }
+    TSV_LOG(TSV_ERROR, "more than %d contexts started in this process", MAX_CONTEXTS);
+    return EMFILE;
 }
 
 static int arm(struct vsg_context *ctx, uint64_t when)
@@ -122,6 +146,14 @@ static void release(struct vsg_context *ctx)
     struct process_data *pd = ctx->backend_data;
     if (pd && pd->have_timer)
         timer_delete(pd->timer);
+    for (int i = 0; i < MAX_CONTEXTS; i++) {
+        struct vsg_context *self = ctx;
+        atomic_compare_exchange_strong(&live[i], &self, NULL);
+    }
+    /* A handler that saw ctx live finishes before ctx is freed (vsg_cleanup is never called
+     * from a handler that interrupted a synchronization: see tansiv-client.h). */
+    while (atomic_load(&handlers) > 0)
+        nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
     free(pd);
     ctx->backend_data = NULL;
 }

@@ -80,7 +80,7 @@ static int socket_header(struct vsg_context *ctx, struct tsv_header *h, int *fds
             else if (n == 0 || errno == ECONNRESET)
                 TSV_LOG(TSV_ERROR, "coordinator closed the connection in the middle of a frame");
             else
-                TSV_LOG(TSV_ERROR, "reading from the coordinator: %s", strerror(errno));
+                TSV_LOG(TSV_ERROR, "reading from the coordinator: %s", strerrordesc_np(errno));
             return -1;
         }
         if (fds && done == 0) {

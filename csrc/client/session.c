@@ -192,7 +192,7 @@ static int synchronize(struct vsg_context *ctx)
     tsv_trace_reached(&ctx->trace);
     if (tsv_link_send(ctx, TSV_AT_DEADLINE, d, 0, NULL, 0)) {
         TSV_LOG(TSV_ERROR, "sending AT_DEADLINE(%llu): %s", (unsigned long long)d,
-                strerror(errno));
+                strerrordesc_np(errno)); /* strerror is not async-signal-safe */
         goto lost;
     }
     tsv_link_reached(ctx);

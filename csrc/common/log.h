@@ -1,8 +1,10 @@
 /* One logging macro for the C core: `TSV_LOG(TSV_WARN, "fmt", ...)`.
  * Lines go to stderr as "tansiv-<component>[pid] <level>: message", in a single write(2)
- * so that they stay whole when several processes share a log, and so that the macro can be
- * used from the client's deadline signal handler. The threshold comes from the environment
- * variable TANSIV_LOG_LEVEL (error, warning, info, debug; default warning). */
+ * so that they stay whole when several processes share a log; the formatting is the core's
+ * own (log.c), async-signal-safe, so that the macro can be used from the client's deadline
+ * signal handler: %s %c %d %u %x, with l, ll or z and a padded width, nothing else. The
+ * threshold comes from the environment variable TANSIV_LOG_LEVEL (error, warning, info,
+ * debug, off; default warning). */
 #ifndef TANSIV_LOG_H
 #define TANSIV_LOG_H
 
