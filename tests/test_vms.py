@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, read_jsonl, tansiv, two_hosts, vm, write_deployment
+from helpers import REPO, TESTS_BIN, actor, read_jsonl, tansiv, two_hosts, vm, write_deployment
 from tansiv.errors import TansivError
 from tansiv.experiments import metrics
 from tansiv.run.record import RunRecord
@@ -291,3 +291,18 @@ def test_debian_image_is_reachable_over_ssh(prepared, tmp_path):
         qemu.kill()
         qemu.wait()
     assert (tmp_path / "vm" / "disk.qcow2").exists()
+
+
+def test_frames_for_a_nic_that_takes_none_wait_up_to_a_bound(prepared, tmp_path):
+    """A process floods a booting VM, whose NIC takes no frame before its driver is up:
+    tantap keeps 4096 of them, then drops with one warning, instead of growing."""
+    p = two_hosts(tmp_path / "p.xml", "1ms")
+    d = write_deployment(tmp_path / "d.xml", vm("h1", "10.0.0.1", "sleep 1"),
+                         actor("h2", "10.0.0.2", TESTS_BIN / "burst", "-n", "10.0.0.2", "--",
+                               "send", "10.0.0.1", 5000, 100, "stop"))
+    out = tmp_path / "run"
+    r = tansiv("run", p, d, "--out", out, "--quiet", "--until", "2", "--end-grace", "3",
+               timeout=600)
+    assert r.returncode == 0, r.stderr
+    log = (out / "participants" / "10.0.0.1.log").read_text(errors="replace")
+    assert log.count("the NIC takes no frames and 4096 wait") == 1, log[-2000:]
