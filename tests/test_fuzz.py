@@ -20,7 +20,7 @@ HARNESSES = ["hub", "client", "ring"]
 @pytest.fixture(scope="module")
 def harnesses(tmp_path_factory):
     if not shutil.which("clang"):
-        pytest.skip("clang is not installed (./setup.sh --test installs it): libFuzzer needs it")
+        pytest.skip("clang is not installed (./setup.sh installs it): libFuzzer needs it")
     build = tmp_path_factory.mktemp("fuzz-build")
     subprocess.run(["cmake", "-S", REPO / "csrc", "-B", build, "-DCMAKE_C_COMPILER=clang",
                     "-DCMAKE_CXX_COMPILER=clang++", "-DTANSIV_FUZZ=ON"],
