@@ -18,29 +18,23 @@ from .errors import InputError, TansivError
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
-def seconds(text: str) -> float:
-    """argparse's type for durations: '0.001', '1ms', '250us'."""
-    try:
-        return units.duration(text)
-    except InputError as e:
-        raise argparse.ArgumentTypeError(str(e))
+def _argument(parse):
+    """An argparse type from a units parser: its InputError becomes a usage error."""
+    def typed(text: str):
+        try:
+            return parse(text)
+        except InputError as e:
+            raise argparse.ArgumentTypeError(str(e))
+    return typed
 
 
-def whole_ns(text: str) -> float:
-    """argparse's type for durations the simulation steps by: at least 1 ns once rounded."""
-    s = seconds(text)
-    if round(s * 1e9) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is {round(s * 1e9)} ns once rounded to "
-                                         "nanoseconds: give at least 1ns")
-    return s
+seconds = _argument(units.duration)  # '0.001', '1ms', '250us'
+whole_ns = _argument(units.step)     # durations the simulation steps by: >= 1 ns
 
 
 def byte_count(text: str) -> int:
     """argparse's type for a positive size: 131072, 128KiB, 1MiB."""
-    try:
-        n = units.size(text)
-    except InputError as e:
-        raise argparse.ArgumentTypeError(str(e))
+    n = _argument(units.size)(text)
     if n <= 0:
         raise argparse.ArgumentTypeError(f"'{text}': expected a size > 0")
     return n
@@ -48,10 +42,7 @@ def byte_count(text: str) -> int:
 
 def ring_size(text: str) -> int:
     """argparse's type for --ring-size: a power of two of bytes from 128 KiB to 1 GiB."""
-    try:
-        n = units.size(text)
-    except InputError as e:
-        raise argparse.ArgumentTypeError(str(e))
+    n = byte_count(text)
     if not (128 << 10 <= n <= 1 << 30) or n & (n - 1):
         raise argparse.ArgumentTypeError(f"'{text}': expected a power of two from 128KiB to "
                                          "1GiB")

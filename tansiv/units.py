@@ -25,6 +25,16 @@ def duration(text, where: str = "") -> float:
     return float(m.group(1)) * _SECONDS[m.group(2) or "s"]
 
 
+def step(text, where: str = "") -> float:
+    """A duration the simulation steps by (a lookahead, a latency, --until): at least 1 ns
+    once rounded to nanoseconds, as the hub counts time."""
+    s = duration(text, where)
+    if round(s * 1e9) < 1:
+        raise InputError(f"{where + ': ' if where else ''}'{text}' is 0 ns once rounded to "
+                         "nanoseconds: give at least 1ns")
+    return s
+
+
 def bandwidth(text, where: str = "") -> float:
     """'100Mbps', '125MBps' -> bytes per second."""
     m = re.fullmatch(_NUMBER + "(" + "|".join(_BYTES_PER_S) + r")\s*", str(text))

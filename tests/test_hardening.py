@@ -23,6 +23,15 @@ CRASHER, IDLE, BURST = TESTS_BIN / "crasher", TESTS_BIN / "idle", TESTS_BIN / "b
 MS = 1_000_000
 
 
+def two_programs(tmp_path, latency: str, first, second):
+    """Two hosts whose route has this latency, and a deployment: 10.0.0.1 on h1 runs first,
+    10.0.0.2 on h2 second, each (program, its arguments after its vsg options)."""
+    p = two_hosts(tmp_path / "p.xml", latency)
+    actors = [actor(f"h{k}", f"10.0.0.{k}", program, "-n", f"10.0.0.{k}", "--", *args)
+              for k, (program, *args) in enumerate((first, second), 1)]
+    return p, write_deployment(tmp_path / "d.xml", *actors)
+
+
 def run_json(out: Path) -> dict:
     return json.loads((out / "run.json").read_text())
 
@@ -36,11 +45,8 @@ def events(out: Path) -> list:
 def stalling_run(tmp_path, how, *extra):
     """10.0.0.2 stalls at 50 ms (how: hang = SIGSTOP, block = every signal blocked) while
     10.0.0.1 idles to 2 s."""
-    p = two_hosts(tmp_path / "p.xml", "1ms")
-    d = write_deployment(
-        tmp_path / "d.xml",
-        actor("h1", "10.0.0.1", IDLE, "-n", "10.0.0.1", "--", 2_000_000),
-        actor("h2", "10.0.0.2", CRASHER, "-n", "10.0.0.2", "--", 50_000, how))
+    p, d = two_programs(tmp_path, "1ms", (IDLE, 2_000_000),
+                        (CRASHER, 50_000, how))
     out = tmp_path / "run"
     t0 = time.monotonic()
     r = tansiv("run", p, d, "--out", out, "--quiet", "--stall-timeout", "2", *extra)
@@ -73,11 +79,8 @@ def test_vsg_stop_from_a_signal_handler_while_held_at_a_barrier(tmp_path):
     """10.0.0.2's SIGINT handler calls vsg_stop while the library synchronizes (10.0.0.1 is
     stopped, so the barrier holds): the call returns at once (the stop takes effect when the
     synchronization returns) instead of spinning on the library's lock forever."""
-    p = two_hosts(tmp_path / "p.xml", "1ms")
-    d = write_deployment(
-        tmp_path / "d.xml",
-        actor("h1", "10.0.0.1", CRASHER, "-n", "10.0.0.1", "--", 1000, "hang"),
-        actor("h2", "10.0.0.2", CRASHER, "-n", "10.0.0.2", "--", 0, "sigint"))
+    p, d = two_programs(tmp_path, "1ms", (CRASHER, 1000, "hang"),
+                        (CRASHER, 0, "sigint"))
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "tansiv.cli", "run", p, d, "--out", out,
                              "--quiet", "--stall-timeout", "4", "--on-stall", "remove"],
@@ -102,12 +105,8 @@ def test_vsg_stop_from_a_signal_handler_while_held_at_a_barrier(tmp_path):
 # ---- participants that misbehave --------------------------------------------------------------
 
 def test_a_participant_over_its_bytes_per_round_is_removed_and_the_run_goes_on(tmp_path):
-    p = two_hosts(tmp_path / "p.xml", "100ms")
-    d = write_deployment(
-        tmp_path / "d.xml",
-        actor("h1", "10.0.0.1", BURST, "-n", "10.0.0.1", "--", "send", "10.0.0.2", 1000, 2000,
-              "stop"),
-        actor("h2", "10.0.0.2", IDLE, "-n", "10.0.0.2", "--", 500_000))
+    p, d = two_programs(tmp_path, "100ms", (BURST, "send", "10.0.0.2", 1000, 2000, "stop"),
+                        (IDLE, 500_000))
     out = tmp_path / "run"
     r = tansiv("run", p, d, "--out", out, "--quiet", "--round-bytes", "1MiB")
     assert r.returncode == 3, r.stderr
@@ -122,11 +121,8 @@ def test_a_participant_over_its_bytes_per_round_is_removed_and_the_run_goes_on(t
                                      ("0.0.0.0", "unknown destination 0.0.0.0"),
                                      ("255.255.255.255", "unknown destination 255.255.255.255")])
 def test_sends_to_oneself_or_to_no_one_are_dropped_and_recorded(tmp_path, dst, why):
-    p = two_hosts(tmp_path / "p.xml", "1ms")
-    d = write_deployment(
-        tmp_path / "d.xml",
-        actor("h1", "10.0.0.1", BURST, "-n", "10.0.0.1", "--", "send", dst, 2, 100, "stop"),
-        actor("h2", "10.0.0.2", IDLE, "-n", "10.0.0.2", "--", 20_000))
+    p, d = two_programs(tmp_path, "1ms", (BURST, "send", dst, 2, 100, "stop"),
+                        (IDLE, 20_000))
     out = tmp_path / "run"
     r = tansiv("run", p, d, "--out", out, "--quiet")
     assert r.returncode == 0, r.stderr
@@ -209,12 +205,8 @@ def test_tcp_hub_listens_on_loopback_by_default_and_wants_the_runs_secret():
 
 
 def test_a_tcp_run_gives_its_participants_the_secret_by_environment(tmp_path):
-    p = two_hosts(tmp_path / "p.xml", "1ms")
-    d = write_deployment(
-        tmp_path / "d.xml",
-        actor("h1", "10.0.0.1", BURST, "-n", "10.0.0.1", "--", "send", "10.0.0.2", 3, 100,
-              "stop"),
-        actor("h2", "10.0.0.2", BURST, "-n", "10.0.0.2", "--", "recv", 3))
+    p, d = two_programs(tmp_path, "1ms", (BURST, "send", "10.0.0.2", 3, 100, "stop"),
+                        (BURST, "recv", 3))
     out = tmp_path / "run"
     r = tansiv("run", p, d, "--out", out, "--quiet", "--socket", "tcp::0")
     assert r.returncode == 0, r.stderr
@@ -298,11 +290,8 @@ def test_out_of_descriptors_the_hub_waits_instead_of_spinning(tmp_path):
 # ---- a private run ----------------------------------------------------------------------------
 
 def test_run_folders_are_private_whatever_the_umask(tmp_path):
-    p = two_hosts(tmp_path / "p.xml", "1ms")
-    d = write_deployment(
-        tmp_path / "d.xml",
-        actor("h1", "10.0.0.1", BURST, "-n", "10.0.0.1", "--", "send", "10.0.0.2", 1, 10, "stop"),
-        actor("h2", "10.0.0.2", BURST, "-n", "10.0.0.2", "--", "recv", 1))
+    p, d = two_programs(tmp_path, "1ms", (BURST, "send", "10.0.0.2", 1, 10, "stop"),
+                        (BURST, "recv", 1))
     out = tmp_path / "run"
     old = os.umask(0)
     try:
@@ -316,11 +305,8 @@ def test_run_folders_are_private_whatever_the_umask(tmp_path):
 
 
 def test_two_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
-    p = two_hosts(tmp_path / "p.xml", "1ms")
-    d = write_deployment(
-        tmp_path / "d.xml",
-        actor("h1", "10.0.0.1", IDLE, "-n", "10.0.0.1", "--", 10_000),
-        actor("h2", "10.0.0.2", IDLE, "-n", "10.0.0.2", "--", 10_000))
+    p, d = two_programs(tmp_path, "1ms", (IDLE, 10_000),
+                        (IDLE, 10_000))
     procs = [subprocess.Popen([sys.executable, "-m", "tansiv.cli", "run", p, d, "--quiet"],
                               cwd=tmp_path, stderr=subprocess.PIPE, text=True)
              for _ in range(3)]

@@ -579,6 +579,8 @@ static void accept_all(struct tsv_hub *hub)
  * long epoll_wait may sleep before this has more to do (ms, -1: no bound). */
 static int housekeeping(struct tsv_hub *hub)
 {
+    if (!hub->npending && !hub->accept_paused_until)
+        return -1; /* the usual case once the run started: not even a clock read */
     uint64_t t = now_ns(), next = UINT64_MAX;
     if (hub->accept_paused_until && hub->listen_fd >= 0) {
         if (t >= hub->accept_paused_until) {

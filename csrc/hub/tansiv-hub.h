@@ -87,9 +87,10 @@ int tsv_hub_remove(struct tsv_hub *hub, int client, const char *why);
  * the Unix socket (private to the user) need not. Before any client connects. */
 void tsv_hub_set_secret(struct tsv_hub *hub, const uint8_t *secret);
 /* Bounds, a client over either being removed: bytes it may send per round (payloads), and
- * bytes of frames that may wait for it to read them. */
-#define TSV_HUB_ROUND_BYTES (64ull << 20)
-#define TSV_HUB_OUT_BYTES (256ull << 20)
+ * bytes of frames that may wait for it to read them. Their defaults (64 MiB, 256 MiB) are
+ * plain numbers, which Python reads from this header too. */
+#define TSV_HUB_ROUND_BYTES 67108864
+#define TSV_HUB_OUT_BYTES 268435456
 void tsv_hub_set_limits(struct tsv_hub *hub, uint64_t round_bytes, uint64_t out_bytes);
 
 /* Starts a round: every live client may run until `deadline` (ns, > the last one). */

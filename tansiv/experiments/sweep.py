@@ -27,15 +27,6 @@ def _slug(text) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "_", str(text)).strip("_")
 
 
-def _at_least_1ns(text, where: str) -> float:
-    """A duration the simulation steps by: 0 ns once rounded would stop it."""
-    s = units.duration(text, where)
-    if round(s * 1e9) < 1:
-        raise InputError(f"{where}: '{text}' is 0 ns once rounded to nanoseconds: give at "
-                         "least 1ns")
-    return s
-
-
 def expand(config: dict) -> dict:
     """{experiment id: experiment} for every point of every sweep, in a stable order.
     Raises InputError naming the sweep and key of anything inconsistent."""
@@ -64,7 +55,7 @@ def expand(config: dict) -> dict:
                   for t in (transports if MODES[mode].command == "run" else [None])]
         for (mode, transport), lat, bw, n, la in itertools.product(
                 points, sweep["latency"], sweep["bandwidth"], sweep["n"], lookaheads):
-            latency_s = _at_least_1ns(lat, f"{where}.latency")
+            latency_s = units.step(lat, f"{where}.latency")
             bandwidth_Bps = units.bandwidth(bw, f"{where}.bandwidth")
             if bandwidth_Bps <= 0:
                 raise InputError(f"{where}.bandwidth: '{bw}': a link needs a bandwidth > 0")
@@ -96,7 +87,7 @@ def expand(config: dict) -> dict:
                     "latency": lat, "latency_s": latency_s,
                     "bandwidth": bw, "bandwidth_Bps": bandwidth_Bps,
                     "rep": rep, "lookahead": la,
-                    "lookahead_s": _at_least_1ns(la, f"{where}.lookahead") if la else None,
+                    "lookahead_s": units.step(la, f"{where}.lookahead") if la else None,
                     "params": {**w.defaults(), **(sweep.get(w.name) or {})},
                     "netem_where": config.get("netem_where", "auto"),
                     "pcap": sweep.get("pcap", False),

@@ -18,6 +18,9 @@ cheader.load(ffi, "tansiv-hub.h")
 _lib = None
 
 JOINED, LEFT, FAILED = 1, 2, 3
+# The hub's bounds on a client (tansiv-hub.h): payload bytes per round, bytes left unread.
+_constants = ffi.dlopen(None)  # the header's #defines, without loading the library
+ROUND_BYTES, OUT_BYTES = _constants.TSV_HUB_ROUND_BYTES, _constants.TSV_HUB_OUT_BYTES
 
 
 def _library():

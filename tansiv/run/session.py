@@ -28,7 +28,7 @@ from ..errors import InputError, TansivError
 from ..vm import results
 from . import deployment as dep
 from . import routes
-from .coordinator import OUT_BYTES, Coordinator, Options
+from .coordinator import Coordinator, Options
 from .participants import Participant, Participants, is_vm, resolve_program
 from .platform import Network
 from .protocol import SECRET_SIZE
@@ -134,7 +134,7 @@ class _Session:
 def run(inputs: Inputs, out: Path, options: Options = None, socket: str = None,
         main=()) -> RunRecord:
     """The deployment coupled to the simulation (mode tansiv)."""
-    from .hub import Hub
+    from .hub import OUT_BYTES, Hub
     options = options or Options()
     d = inputs.deployment
     main = inputs.main(main)
