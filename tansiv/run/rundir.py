@@ -23,8 +23,6 @@ from . import record, routes
 
 
 PRIVATE = 0o077  # umask of a run: its folders 0700, its files 0600
-
-
 _claimed = set()  # by this process
 
 
@@ -33,8 +31,11 @@ def claim(path: Path) -> None:
     exclusively, so that two runs never share a folder, even started at the same instant."""
     if path.resolve() in _claimed:
         return
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    try:
+        path.mkdir(parents=True)
+        os.chmod(path, 0o700)
+    except FileExistsError:
+        pass  # a folder the user made keeps the mode they chose; a run's is private already
     try:
         os.close(os.open(path / "coordinator.log", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
