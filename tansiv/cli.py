@@ -50,8 +50,8 @@ def ring_size(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .run.coordinator import (END_GRACE_S, ON_STALL, RING_SIZE, ROUND_BYTES, STALL_S,
-                                  TRANSPORTS)
+    from .run.coordinator import (END_GRACE_S, LAUNCHERS, ON_STALL, RING_SIZE, ROUND_BYTES,
+                                  STALL_S, TRANSPORTS)
     from .vm.netem import WHERE
     ap = argparse.ArgumentParser(prog="tansiv", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"tansiv {__version__}")
@@ -120,6 +120,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--on-stall", choices=ON_STALL, default="fail",
                      help="what a stalled participant does to the run: fail it (default), or "
                           "be removed while the others go on")
+    run.add_argument("--launcher", choices=LAUNCHERS, default="local",
+                     help="where participants run: on this machine (default), or on the nodes "
+                          "of the SLURM allocation the command runs in (salloc/sbatch -N K), "
+                          "started with srun, one relay per node")
+    run.add_argument("--placement", type=Path, metavar="FILE",
+                     help="--launcher slurm: lines `ADDRESS NODE` pinning participants to "
+                          "nodes (the others are packed by the nodes' cores)")
     run.add_argument("--quiet", action="store_true",
                      help="do not echo the participants' output")
     run.add_argument("--report", choices=["rtt"],
@@ -238,7 +245,8 @@ def cmd_run(args) -> int:
                    end_grace_s=args.end_grace, echo=not args.quiet, pcap=args.pcap,
                    transport=args.transport, ring_size=args.ring_size,
                    stall_s=args.stall_timeout, on_stall=args.on_stall,
-                   round_bytes=args.round_bytes)
+                   round_bytes=args.round_bytes, launcher=args.launcher,
+                   placement=args.placement)
     inputs = _inputs(args)
     rundir = args.out or session.default_out()
     r = session.run(inputs, rundir, opts, socket=args.socket, main=args.main)

@@ -1,6 +1,7 @@
-"""A single-node SLURM cluster on loopback (Debian's slurm-wlm and munge, no systemd, no
-accounting), for the SLURM profile's test. Needs root; writes /etc/slurm/slurm.conf (the
-SLURM executor's job steps read that path), keeping and restoring a previous one."""
+"""A SLURM cluster on loopback (Debian's slurm-wlm and munge, no systemd, no accounting), for
+the SLURM tests: one node named after this host, or n1..nK, K slurmd daemons on this one
+machine (`slurmd -N NAME`, one port each). Needs root; writes /etc/slurm/slurm.conf (the SLURM
+executor's job steps read that path), keeping and restoring a previous one."""
 
 import os
 import shutil
@@ -38,8 +39,9 @@ def _memory_mb() -> int:
 
 
 class Cluster:
-    def __init__(self):
-        self.node = socket.gethostname().split(".")[0]
+    def __init__(self, nodes: int = 1):
+        self.host = socket.gethostname().split(".")[0]
+        self.nodes = [self.host] if nodes == 1 else [f"n{i}" for i in range(1, nodes + 1)]
         self.saved = {}
         self.procs = []
         self.started_munge = False
@@ -53,7 +55,7 @@ class Cluster:
 
     def config(self) -> str:
         return f"""ClusterName=tansiv-test
-SlurmctldHost={self.node}(127.0.0.1)
+SlurmctldHost={self.host}(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
 ProctrackType=proctrack/linuxproc
@@ -67,19 +69,29 @@ MpiDefault=none
 ReturnToService=2
 MinJobAge=3600
 SlurmctldPidFile={STATE}/slurmctld.pid
-SlurmdPidFile={STATE}/slurmd.pid
+SlurmdPidFile={STATE}/slurmd-%n.pid
 StateSaveLocation={STATE}/ctld
-SlurmdSpoolDir={STATE}/d
+SlurmdSpoolDir={STATE}/d-%n
 SlurmctldLogFile={STATE}/slurmctld.log
-SlurmdLogFile={STATE}/slurmd.log
-NodeName={self.node} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} RealMemory={_memory_mb()} State=UNKNOWN
+SlurmdLogFile={STATE}/slurmd-%n.log
+{self._node_lines()}
 PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
+
+    def _node_lines(self) -> str:
+        cpus, memory = os.cpu_count(), _memory_mb() // len(self.nodes)
+        if len(self.nodes) == 1:
+            return (f"NodeName={self.host} NodeAddr=127.0.0.1 CPUs={cpus} "
+                    f"RealMemory={memory} State=UNKNOWN")
+        return "\n".join(f"NodeName={n} NodeHostname={self.host} NodeAddr=127.0.0.1 "
+                         f"Port={17000 + i} CPUs={cpus} RealMemory={memory} State=UNKNOWN"
+                         for i, n in enumerate(self.nodes, 1))
 
     def start(self, timeout_s=60):
         shutil.rmtree(STATE, ignore_errors=True)
         (STATE / "ctld").mkdir(parents=True)
-        (STATE / "d").mkdir()
+        for n in self.nodes:
+            (STATE / f"d-{n}").mkdir()
         self.saved = {f: f.read_text() for f in (CONF, CGROUP_CONF) if f.exists()}
         CONF.parent.mkdir(parents=True, exist_ok=True)
         CONF.write_text(self.config())
@@ -92,18 +104,22 @@ PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
             subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged", "--force"],
                            check=True)
             self.started_munge = True
-        for daemon in ("slurmctld", "slurmd"):
-            self.procs.append(subprocess.Popen([f"/usr/sbin/{daemon}", "-D", "-f", str(CONF)],
-                                               stdout=subprocess.DEVNULL,
+        daemons = [["slurmctld"]] + [["slurmd"] + (["-N", n] if len(self.nodes) > 1 else [])
+                                     for n in self.nodes]
+        for daemon, *args in daemons:
+            self.procs.append(subprocess.Popen([f"/usr/sbin/{daemon}", "-D", "-f", str(CONF),
+                                                *args], stdout=subprocess.DEVNULL,
                                                stderr=subprocess.DEVNULL))
         end = time.monotonic() + timeout_s
         while time.monotonic() < end:
-            r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
-            if r.returncode == 0 and r.stdout.strip() in ("idle", "mixed", "allocated"):
+            r = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True)
+            states = r.stdout.split()
+            if r.returncode == 0 and len(states) == len(self.nodes) and all(
+                    s in ("idle", "mixed", "allocated") for s in states):
                 return self
             time.sleep(1)
         self.stop()
-        raise RuntimeError(f"SLURM did not come up: see {STATE}/slurmctld.log, slurmd.log")
+        raise RuntimeError(f"SLURM did not come up: see {STATE}/slurmctld.log, slurmd-*.log")
 
     def stop(self):
         for p in self.procs:

@@ -1,6 +1,7 @@
 /* The hub's internals, shared by its two files:
  *   hub.c      clients, frames, rounds, payloads, the API of tansiv-hub.h
  *   channel.c  shared-memory channels to local participants (common/shm.h)
+ *   link.c     relays: one connection carrying the participants of a remote node
  * A client speaks the same frames either way: on its socket, or through its channel's rings,
  * its socket then only telling the hub when it goes away. */
 #ifndef TANSIV_HUB_INTERNAL_H
@@ -40,6 +41,9 @@ struct client {
     uint64_t stopped_at, held_ns; /* when it reached the barrier; total time held there */
     struct buf in, out; /* out: frames for it, not yet written (to its socket or ring) */
     struct channel *channel; /* its shared-memory channel, or NULL: its socket */
+    struct client *link; /* a member: the relay's connection carrying it (it has no fd) */
+    int is_link;         /* a relay's connection: not a client, in hub->links */
+    int gone_told;       /* a member whose relay knows it is gone (no GONE to send) */
     char name[64];
 };
 
@@ -61,6 +65,11 @@ struct tsv_hub {
     struct client **pending; /* connected, no HELLO yet */
     int npending, pending_cap;
     int alive;
+    struct client **links; /* relays' connections, after their HELLO */
+    int nlinks, links_cap;
+    int ended;             /* END was sent: relays closing now are not lost */
+    int tcp_fd;            /* a second listener, for relays (tsv_hub_listen_tcp), or -1 */
+    char tcp_address[128];
     uint64_t accept_paused_until; /* out of descriptors: accepting again then (0: not) */
     uint8_t secret[TSV_SECRET_SIZE]; /* required of TCP clients if has_secret */
     int has_secret;
@@ -95,6 +104,34 @@ void hub_fail(struct tsv_hub *hub, struct client *c, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void hub_on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
                   const uint8_t *payload);
+
+/* hub.c, for link.c */
+void *hub_grow(void *array, int *cap, int need, size_t elem);
+void hub_event(struct tsv_hub *hub, int kind, struct client *c, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void hub_close(struct tsv_hub *hub, struct client *c);
+int hub_queue(struct tsv_hub *hub, struct client *c, uint16_t type, uint64_t time, uint32_t src,
+              uint32_t dst, const uint8_t *payload, uint32_t len);
+int hub_flush(struct tsv_hub *hub, struct client *c);
+void hub_describe(struct client *c);
+uint64_t hub_now(void);
+/* A SEND of client c (direct, or a member through its relay). */
+void hub_on_send(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
+                 const uint8_t *payload);
+/* Reached the deadline. */
+void hub_at_deadline(struct tsv_hub *hub, struct client *c);
+
+/* link.c */
+/* A HELLO with role TSV_ROLE_RELAY: c becomes a link. */
+void link_hello(struct tsv_hub *hub, struct client *c);
+void link_on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
+                   const uint8_t *payload);
+/* Its connection is closing: members fail (unless the run ended). */
+void link_closing(struct tsv_hub *hub, struct client *link, const char *why);
+/* A member is gone: its relay is told (unless it told the hub). */
+void link_member_gone(struct tsv_hub *hub, struct client *member);
+/* A round starts: each link with members running gets one GOTO. */
+void links_start_round(struct tsv_hub *hub, uint64_t deadline);
 
 /* channel.c */
 /* Creates the barrier and the hub's eventfd (ring_size: each ring's bytes). 0, or -1 with

@@ -34,7 +34,7 @@ static uint64_t clock_ns(clockid_t id)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t now_ns(void)
+uint64_t hub_now(void)
 {
     return clock_ns(CLOCK_MONOTONIC);
 }
@@ -47,16 +47,16 @@ struct span {
 
 static struct span span_begin(const struct tsv_hub *hub)
 {
-    return (struct span){now_ns(), clock_ns(CLOCK_THREAD_CPUTIME_ID), hub->stats.wait_ns};
+    return (struct span){hub_now(), clock_ns(CLOCK_THREAD_CPUTIME_ID), hub->stats.wait_ns};
 }
 
 static void span_end(struct tsv_hub *hub, struct span s)
 {
-    hub->stats.busy_ns += now_ns() - s.wall - (hub->stats.wait_ns - s.wait);
+    hub->stats.busy_ns += hub_now() - s.wall - (hub->stats.wait_ns - s.wait);
     hub->stats.cpu_ns += clock_ns(CLOCK_THREAD_CPUTIME_ID) - s.cpu;
 }
 
-static void *grow(void *array, int *cap, int need, size_t elem)
+void *hub_grow(void *array, int *cap, int need, size_t elem)
 {
     if (need <= *cap)
         return array;
@@ -80,12 +80,12 @@ static void set_error(struct tsv_hub *hub, const char *fmt, ...)
     va_end(ap);
 }
 
-static void push_event(struct tsv_hub *hub, int kind, struct client *c, const char *fmt, ...)
+void hub_event(struct tsv_hub *hub, int kind, struct client *c, const char *fmt, ...)
 {
     if (hub->ev_head > 0 && hub->ev_head == hub->ev_len) {
         hub->ev_head = hub->ev_len = 0;
     }
-    hub->events = grow(hub->events, &hub->ev_cap, hub->ev_len + 1, sizeof(*hub->events));
+    hub->events = hub_grow(hub->events, &hub->ev_cap, hub->ev_len + 1, sizeof(*hub->events));
     struct tsv_hub_event *ev = &hub->events[hub->ev_len++];
     hub->events_total++;
     ev->kind = kind;
@@ -108,7 +108,7 @@ static uint64_t slot_store(struct tsv_hub *hub, const uint8_t *data, uint32_t le
         i = hub->free_slots[--hub->nfree];
     } else {
         int cap = (int)hub->slots_cap;
-        hub->slots = grow(hub->slots, &cap, (int)hub->nslots + 1, sizeof(*hub->slots));
+        hub->slots = hub_grow(hub->slots, &cap, (int)hub->nslots + 1, sizeof(*hub->slots));
         hub->free_slots = realloc(hub->free_slots, (size_t)cap * sizeof(*hub->free_slots));
         if (!hub->free_slots)
             abort();
@@ -176,7 +176,7 @@ static void buf_reserve(struct buf *b, size_t extra)
     b->cap = ncap;
 }
 
-static void describe(struct client *c)
+void hub_describe(struct client *c)
 {
     char ip[INET_ADDRSTRLEN] = "?";
     struct in_addr a = {.s_addr = c->addr};
@@ -188,18 +188,25 @@ static void describe(struct client *c)
         snprintf(c->name, sizeof(c->name), "connection fd %d (before HELLO)", c->fd);
 }
 
-static void close_client(struct tsv_hub *hub, struct client *c)
+void hub_close(struct tsv_hub *hub, struct client *c)
 {
     if (c->state == C_DEAD)
         return;
-    if (c->state == C_RUNNING)
+    if (c->state == C_RUNNING && !c->is_link)
         hub->waiting--;
     if (c->index >= 0)
         hub->alive--;
+    enum client_state was = c->state;
+    c->state = C_DEAD;
+    if (c->link) {
+        link_member_gone(hub, c);
+        return;
+    }
+    if (c->is_link)
+        link_closing(hub, c, was == C_CONNECTED ? "closed" : "lost");
     epoll_ctl(hub->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
-    c->state = C_DEAD;
     channel_release(c);
     free(c->in.data);
     free(c->out.data);
@@ -214,8 +221,8 @@ void hub_fail(struct tsv_hub *hub, struct client *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    push_event(hub, TSV_HUB_FAILED, c, "%s: %s", c->name, msg);
-    close_client(hub, c);
+    hub_event(hub, TSV_HUB_FAILED, c, "%s: %s", c->name, msg);
+    hub_close(hub, c);
 }
 
 static void watch_output(struct tsv_hub *hub, struct client *c, int on)
@@ -227,7 +234,7 @@ static void watch_output(struct tsv_hub *hub, struct client *c, int on)
     c->want_out = on;
 }
 
-static int flush(struct tsv_hub *hub, struct client *c)
+int hub_flush(struct tsv_hub *hub, struct client *c)
 {
     if (c->channel) {
         channel_flush(hub, c);
@@ -255,7 +262,7 @@ static int flush(struct tsv_hub *hub, struct client *c)
 }
 
 /* Queues a frame for c; -1 if c failed: it leaves more than out_bytes_max unread. */
-static int queue_frame(struct tsv_hub *hub, struct client *c, uint16_t type, uint64_t time,
+int hub_queue(struct tsv_hub *hub, struct client *c, uint16_t type, uint64_t time,
                        uint32_t src, uint32_t dst, const uint8_t *payload, uint32_t len)
 {
     size_t waiting = c->out.len - c->out.off;
@@ -325,17 +332,60 @@ static void on_hello(struct tsv_hub *hub, struct client *c, const struct tsv_hea
             hub->pending[i] = hub->pending[--hub->npending];
             break;
         }
-    hub->clients = grow(hub->clients, &hub->clients_cap, hub->nclients + 1, sizeof(c));
+    c->pid = peer_pid(c->fd, hello.pid);
+    if (hello.role == TSV_ROLE_RELAY) {
+        link_hello(hub, c);
+        return;
+    }
+    hub->clients = hub_grow(hub->clients, &hub->clients_cap, hub->nclients + 1, sizeof(c));
     c->index = hub->nclients;
     hub->clients[hub->nclients++] = c;
     c->addr = h->src;
-    c->pid = peer_pid(c->fd, hello.pid);
     c->role = hello.role;
     c->state = C_IDLE;
     hub->alive++;
-    describe(c);
-    push_event(hub, TSV_HUB_JOINED, c, "%s joined (role %u)", c->name, hello.role);
+    hub_describe(c);
+    hub_event(hub, TSV_HUB_JOINED, c, "%s joined (role %u)", c->name, hello.role);
     channel_offer(hub, c, h);
+}
+
+void hub_on_send(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
+                 const uint8_t *payload)
+{
+    if (h->time < hub->barrier || h->time >= hub->deadline) {
+        hub_fail(hub, c, "sent a packet stamped %llu ns, outside its slice [%llu, %llu) ns",
+                 (unsigned long long)h->time, (unsigned long long)hub->barrier,
+                 (unsigned long long)hub->deadline);
+        return;
+    }
+    if (h->src != c->addr) {
+        hub_fail(hub, c, "sent a packet with a source address other than its own");
+        return;
+    }
+    c->round_bytes += h->len;
+    if (c->round_bytes > hub->round_bytes_max) {
+        hub_fail(hub, c, "sent more than %llu bytes in one round (the bound per client)",
+                 (unsigned long long)hub->round_bytes_max);
+        return;
+    }
+    hub->packets = hub_grow(hub->packets, &hub->packets_cap, hub->npackets + 1,
+                            sizeof(*hub->packets));
+    struct tsv_hub_packet *p = &hub->packets[hub->npackets];
+    p->time = h->time;
+    p->handle = slot_store(hub, payload, h->len, h->src, h->dst);
+    p->src = h->src;
+    p->dst = h->dst;
+    p->size = h->len;
+    p->client = c->index;
+    p->seq = (uint32_t)hub->npackets++;
+    hub->stats.packets++;
+}
+
+void hub_at_deadline(struct tsv_hub *hub, struct client *c)
+{
+    c->state = C_IDLE;
+    c->stopped_at = hub_now();
+    hub->waiting--;
 }
 
 void hub_on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
@@ -345,6 +395,10 @@ void hub_on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_header
         on_hello(hub, c, h, payload);
         return;
     }
+    if (c->is_link) {
+        link_on_frame(hub, c, h, payload);
+        return;
+    }
     if (c->state != C_RUNNING) {
         hub_fail(hub, c, "sent a frame of type %u while stopped at the barrier %llu ns", h->type,
              (unsigned long long)hub->barrier);
@@ -352,33 +406,7 @@ void hub_on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_header
     }
     switch (h->type) {
     case TSV_SEND:
-        if (h->time < hub->barrier || h->time >= hub->deadline) {
-            hub_fail(hub, c, "sent a packet stamped %llu ns, outside its slice [%llu, %llu) ns",
-                 (unsigned long long)h->time, (unsigned long long)hub->barrier,
-                 (unsigned long long)hub->deadline);
-            return;
-        }
-        if (h->src != c->addr) {
-            hub_fail(hub, c, "sent a packet with a source address other than its own");
-            return;
-        }
-        c->round_bytes += h->len;
-        if (c->round_bytes > hub->round_bytes_max) {
-            hub_fail(hub, c, "sent more than %llu bytes in one round (the bound per client)",
-                     (unsigned long long)hub->round_bytes_max);
-            return;
-        }
-        hub->packets = grow(hub->packets, &hub->packets_cap, hub->npackets + 1,
-                            sizeof(*hub->packets));
-        struct tsv_hub_packet *p = &hub->packets[hub->npackets];
-        p->time = h->time;
-        p->handle = slot_store(hub, payload, h->len, h->src, h->dst);
-        p->src = h->src;
-        p->dst = h->dst;
-        p->size = h->len;
-        p->client = c->index;
-        p->seq = (uint32_t)hub->npackets++;
-        hub->stats.packets++;
+        hub_on_send(hub, c, h, payload);
         break;
     case TSV_AT_DEADLINE:
         if (h->time != hub->deadline || h->len != 0) {
@@ -386,9 +414,7 @@ void hub_on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_header
                  (unsigned long long)h->time, h->len, (unsigned long long)hub->deadline);
             return;
         }
-        c->state = C_IDLE;
-        c->stopped_at = now_ns();
-        hub->waiting--;
+        hub_at_deadline(hub, c);
         break;
     default:
         hub_fail(hub, c, "unexpected frame type %u", h->type);
@@ -431,8 +457,8 @@ static void on_readable(struct tsv_hub *hub, struct client *c)
                 if (c->channel)
                     channel_drain(hub, c);
                 if (c->state != C_DEAD) {
-                    push_event(hub, TSV_HUB_LEFT, c, "%s left", c->name);
-                    close_client(hub, c);
+                    hub_event(hub, TSV_HUB_LEFT, c, "%s left", c->name);
+                    hub_close(hub, c);
                 }
             }
             return;
@@ -470,7 +496,7 @@ struct tsv_hub *tsv_hub_new(const char *address, char *error, size_t error_len)
     struct tsv_hub *hub = calloc(1, sizeof(*hub));
     if (!hub)
         return NULL;
-    hub->barrier_fd = hub->event_fd = -1;
+    hub->barrier_fd = hub->event_fd = hub->tcp_fd = -1;
     hub->round_bytes_max = TSV_HUB_ROUND_BYTES;
     hub->out_bytes_max = TSV_HUB_OUT_BYTES;
     hub->listen_fd = tsv_listen(address, hub->address, sizeof(hub->address), hub->error,
@@ -499,10 +525,16 @@ static void stop_listening(struct tsv_hub *hub)
     for (int i = 0; i < hub->npending; i++)
         if (hub->pending[i]->state != C_DEAD)
             hub_fail(hub, hub->pending[i], "the run started before its HELLO");
-    if (!hub->accept_paused_until)
+    if (!hub->accept_paused_until) {
         epoll_ctl(hub->epfd, EPOLL_CTL_DEL, hub->listen_fd, NULL);
+        if (hub->tcp_fd >= 0)
+            epoll_ctl(hub->epfd, EPOLL_CTL_DEL, hub->tcp_fd, NULL);
+    }
     close(hub->listen_fd);
     hub->listen_fd = -1;
+    if (hub->tcp_fd >= 0)
+        close(hub->tcp_fd);
+    hub->tcp_fd = -1;
     hub->accept_paused_until = 0;
     if (hub->unix_path) {
         unlink(hub->unix_path);
@@ -516,14 +548,19 @@ void tsv_hub_free(struct tsv_hub *hub)
     if (!hub)
         return;
     stop_listening(hub);
+    for (int i = 0; i < hub->nlinks; i++) /* before their members, which they close */
+        hub_close(hub, hub->links[i]);
     for (int i = 0; i < hub->nclients; i++) {
-        close_client(hub, hub->clients[i]);
+        hub_close(hub, hub->clients[i]);
         free(hub->clients[i]);
     }
     for (int i = 0; i < hub->npending; i++) {
-        close_client(hub, hub->pending[i]);
+        hub_close(hub, hub->pending[i]);
         free(hub->pending[i]);
     }
+    for (int i = 0; i < hub->nlinks; i++)
+        free(hub->links[i]);
+    free(hub->links);
     for (uint32_t i = 0; i < hub->nslots; i++)
         free(hub->slots[i].data);
     channels_free(hub);
@@ -547,13 +584,15 @@ static void pause_accepting(struct tsv_hub *hub)
     TSV_LOG(TSV_WARN, "out of file descriptors (%s): not accepting for %llu ms",
             strerror(errno), (unsigned long long)(ACCEPT_PAUSE_NS / 1000000));
     epoll_ctl(hub->epfd, EPOLL_CTL_DEL, hub->listen_fd, NULL);
-    hub->accept_paused_until = now_ns() + ACCEPT_PAUSE_NS;
+    if (hub->tcp_fd >= 0)
+        epoll_ctl(hub->epfd, EPOLL_CTL_DEL, hub->tcp_fd, NULL);
+    hub->accept_paused_until = hub_now() + ACCEPT_PAUSE_NS;
 }
 
-static void accept_all(struct tsv_hub *hub)
+static void accept_all(struct tsv_hub *hub, int listen_fd)
 {
     for (;;) {
-        int fd = tsv_accept(hub->listen_fd);
+        int fd = tsv_accept(listen_fd);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
                 pause_accepting(hub);
@@ -565,12 +604,12 @@ static void accept_all(struct tsv_hub *hub)
         c->fd = fd;
         c->index = -1;
         c->state = C_CONNECTED;
-        c->since = now_ns();
-        c->from_unix = hub->unix_path != NULL;
-        describe(c);
+        c->since = hub_now();
+        c->from_unix = listen_fd == hub->listen_fd && hub->unix_path != NULL;
+        hub_describe(c);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         epoll_ctl(hub->epfd, EPOLL_CTL_ADD, fd, &ev);
-        hub->pending = grow(hub->pending, &hub->pending_cap, hub->npending + 1, sizeof(c));
+        hub->pending = hub_grow(hub->pending, &hub->pending_cap, hub->npending + 1, sizeof(c));
         hub->pending[hub->npending++] = c;
     }
 }
@@ -581,11 +620,15 @@ static int housekeeping(struct tsv_hub *hub)
 {
     if (!hub->npending && !hub->accept_paused_until)
         return -1; /* the usual case once the run started: not even a clock read */
-    uint64_t t = now_ns(), next = UINT64_MAX;
+    uint64_t t = hub_now(), next = UINT64_MAX;
     if (hub->accept_paused_until && hub->listen_fd >= 0) {
         if (t >= hub->accept_paused_until) {
             struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
             epoll_ctl(hub->epfd, EPOLL_CTL_ADD, hub->listen_fd, &ev);
+            if (hub->tcp_fd >= 0) {
+                ev.data.ptr = &hub->tcp_fd;
+                epoll_ctl(hub->epfd, EPOLL_CTL_ADD, hub->tcp_fd, &ev);
+            }
             hub->accept_paused_until = 0;
         } else {
             next = hub->accept_paused_until;
@@ -616,9 +659,9 @@ static int poll_once(struct tsv_hub *hub, int timeout_ms)
     int due = housekeeping(hub);
     if (due >= 0 && (timeout_ms < 0 || due < timeout_ms))
         timeout_ms = due;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = hub_now();
     int n = epoll_wait(hub->epfd, evs, 64, timeout_ms);
-    hub->stats.wait_ns += now_ns() - t0;
+    hub->stats.wait_ns += hub_now() - t0;
     if (n < 0) {
         if (errno == EINTR)
             return 0;
@@ -630,7 +673,11 @@ static int poll_once(struct tsv_hub *hub, int timeout_ms)
     for (int i = 0; i < n; i++) {
         struct client *c = evs[i].data.ptr;
         if (!c) {
-            accept_all(hub);
+            accept_all(hub, hub->listen_fd);
+            continue;
+        }
+        if (evs[i].data.ptr == &hub->tcp_fd) {
+            accept_all(hub, hub->tcp_fd);
             continue;
         }
         if (evs[i].data.ptr == &hub->event_fd) {
@@ -640,7 +687,7 @@ static int poll_once(struct tsv_hub *hub, int timeout_ms)
         if (c->state == C_DEAD)
             continue;
         if (evs[i].events & EPOLLOUT)
-            flush(hub, c);
+            hub_flush(hub, c);
         if (c->state != C_DEAD && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
             on_readable(hub, c);
     }
@@ -651,7 +698,7 @@ static int remaining_ms(uint64_t end)
 {
     if (end == UINT64_MAX)
         return -1;
-    uint64_t t = now_ns();
+    uint64_t t = hub_now();
     return t >= end ? 0 : (int)((end - t + 999999) / 1000000);
 }
 
@@ -693,14 +740,17 @@ static void start_round(struct tsv_hub *hub, uint64_t deadline)
         if (c->state != C_IDLE)
             continue;
         c->round_bytes = 0;
-        if (queue_frame(hub, c, TSV_GOTO, deadline, 0, 0, NULL, 0))
+        if (!c->link && hub_queue(hub, c, TSV_GOTO, deadline, 0, 0, NULL, 0))
             continue;
         c->state = C_RUNNING;
         hub->waiting++;
-        flush(hub, c);
+        if (!c->link)
+            hub_flush(hub, c);
         if (c->stopped_at)
-            c->held_ns += now_ns() - c->stopped_at;
+            c->held_ns += hub_now() - c->stopped_at;
     }
+    if (hub->nlinks)
+        links_start_round(hub, deadline);
 }
 
 static int check_goto(struct tsv_hub *hub, uint64_t deadline)
@@ -824,18 +874,33 @@ int tsv_hub_deliver(struct tsv_hub *hub, uint64_t handle, int client, uint64_t t
         set_error(hub, "delivery at %llu ns outside the barrier (%llu ns)",
                   (unsigned long long)time, (unsigned long long)hub->barrier);
         rc = -1;
-    } else if (client < 0 || client >= hub->nclients || hub->clients[client]->state == C_DEAD) {
-        set_error(hub, "delivery to client %d, which is gone", client);
-        rc = -1;
     } else {
-        struct span span = span_begin(hub);
-        struct client *c = hub->clients[client];
-        if (queue_frame(hub, c, TSV_DELIVER, time, s->src, s->dst, s->data, s->len) == 0)
-            flush(hub, c);
-        span_end(hub, span);
+        rc = tsv_hub_inject(hub, client, time, s->src, s->dst, s->data, s->len);
     }
     slot_free(hub, s);
     return rc;
+}
+
+int tsv_hub_inject(struct tsv_hub *hub, int client, uint64_t time, uint32_t src, uint32_t dst,
+                   const uint8_t *data, uint32_t len)
+{
+    if (hub->waiting || time != hub->barrier) {
+        set_error(hub, "delivery at %llu ns outside the barrier (%llu ns)",
+                  (unsigned long long)time, (unsigned long long)hub->barrier);
+        return -1;
+    }
+    if (client < 0 || client >= hub->nclients || hub->clients[client]->state == C_DEAD) {
+        set_error(hub, "delivery to client %d, which is gone", client);
+        return -1;
+    }
+    struct span span = span_begin(hub);
+    struct client *c = hub->clients[client];
+    /* A member's frames go through its relay, which finds it by header.dst. */
+    struct client *wire = c->link ? c->link : c;
+    if (hub_queue(hub, wire, TSV_DELIVER, time, src, c->link ? c->addr : dst, data, len) == 0)
+        hub_flush(hub, wire);
+    span_end(hub, span);
+    return 0;
 }
 
 const uint8_t *tsv_hub_payload(const struct tsv_hub *hub, uint64_t handle, uint32_t *len)
@@ -856,20 +921,23 @@ void tsv_hub_drop(struct tsv_hub *hub, uint64_t handle)
 
 int tsv_hub_end(struct tsv_hub *hub, int timeout_ms)
 {
-    uint64_t end = timeout_ms < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ms * 1000000u;
-    for (int i = 0; i < hub->nclients; i++) {
-        struct client *c = hub->clients[i];
-        if (c->state == C_DEAD)
+    uint64_t end = timeout_ms < 0 ? UINT64_MAX : hub_now() + (uint64_t)timeout_ms * 1000000u;
+    hub->ended = 1;
+    int n = hub->nclients + hub->nlinks;
+    for (int i = 0; i < n; i++) {
+        struct client *c = i < hub->nclients ? hub->clients[i] : hub->links[i - hub->nclients];
+        if (c->state == C_DEAD || c->link)
             continue;
-        if (queue_frame(hub, c, TSV_END, hub->barrier, 0, 0, NULL, 0) == 0)
-            flush(hub, c);
+        if (hub_queue(hub, c, TSV_END, hub->barrier, 0, 0, NULL, 0) == 0)
+            hub_flush(hub, c);
     }
     for (;;) {
         int pending = 0;
-        for (int i = 0; i < hub->nclients; i++)
-            if (hub->clients[i]->state != C_DEAD &&
-                hub->clients[i]->out.len > hub->clients[i]->out.off)
+        for (int i = 0; i < n; i++) {
+            struct client *c = i < hub->nclients ? hub->clients[i] : hub->links[i - hub->nclients];
+            if (c->state != C_DEAD && !c->link && c->out.len > c->out.off)
                 pending = 1;
+        }
         int ms = remaining_ms(end);
         if (!pending || ms == 0)
             return pending ? -1 : 0;
@@ -968,6 +1036,25 @@ int tsv_hub_next_event(struct tsv_hub *hub, struct tsv_hub_event *event)
 
 const char *tsv_hub_error(const struct tsv_hub *hub) { return hub->error; }
 const char *tsv_hub_address(const struct tsv_hub *hub) { return hub->address; }
+const char *tsv_hub_tcp_address(const struct tsv_hub *hub) { return hub->tcp_address; }
+
+int tsv_hub_listen_tcp(struct tsv_hub *hub, const char *address)
+{
+    if (!tsv_is_tcp_address(address) || hub->tcp_fd >= 0 || hub->listen_fd < 0) {
+        set_error(hub, "a second listener is one tcp:HOST:PORT, before the run starts");
+        return -1;
+    }
+    hub->tcp_fd = tsv_listen(address, hub->tcp_address, sizeof(hub->tcp_address), hub->error,
+                             sizeof(hub->error));
+    if (hub->tcp_fd < 0)
+        return -1;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &hub->tcp_fd};
+    if (epoll_ctl(hub->epfd, EPOLL_CTL_ADD, hub->tcp_fd, &ev) < 0) {
+        set_error(hub, "epoll: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
 
 void tsv_hub_get_stats(const struct tsv_hub *hub, struct tsv_hub_stats *stats)
 {

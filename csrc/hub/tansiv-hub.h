@@ -56,6 +56,11 @@ void tsv_hub_free(struct tsv_hub *hub);
 /* Where clients connect: the path, or tcp:IP:PORT with the port actually bound. */
 const char *tsv_hub_address(const struct tsv_hub *hub);
 
+/* Also listens on tcp:HOST:PORT, for relays (and clients) on other nodes; tcp_address then
+ * says where they connect. Before any client connects. 0, or -1 on error. */
+int tsv_hub_listen_tcp(struct tsv_hub *hub, const char *address);
+const char *tsv_hub_tcp_address(const struct tsv_hub *hub);
+
 /* Local participants (on the Unix socket) get shared-memory channels (common/shm.h), each
  * ring ring_size bytes (a power of two, 128 KiB to 1 GiB), instead of speaking on their
  * socket. Before any client connects. 0 (also on a TCP hub, which keeps sockets), -1 on
@@ -115,6 +120,10 @@ const struct tsv_hub_packet *tsv_hub_packets(const struct tsv_hub *hub);
  * 0, or -1 if the handle is unknown or the client is gone (the payload is freed anyway). */
 int tsv_hub_deliver(struct tsv_hub *hub, uint64_t handle, int client, uint64_t time);
 void tsv_hub_drop(struct tsv_hub *hub, uint64_t handle);
+/* At a barrier: delivers bytes the hub does not hold (a relay's, from upstream) to a client at
+ * `time` (== the barrier time), as from src to dst. 0, or -1. */
+int tsv_hub_inject(struct tsv_hub *hub, int client, uint64_t time, uint32_t src, uint32_t dst,
+                   const uint8_t *data, uint32_t len);
 /* A held payload's bytes (valid until it is delivered or dropped) and its length; NULL for
  * an unknown handle. For captures: the coordinator copies them before delivering. */
 const uint8_t *tsv_hub_payload(const struct tsv_hub *hub, uint64_t handle, uint32_t *len);
@@ -127,5 +136,23 @@ const char *tsv_hub_error(const struct tsv_hub *hub);
 void tsv_hub_get_stats(const struct tsv_hub *hub, struct tsv_hub_stats *stats);
 /* Payloads held (sent, neither delivered nor dropped). */
 int tsv_hub_payloads_held(const struct tsv_hub *hub);
+
+/* ---- a relay (relay.c): the hub of a remote node's participants, one client upstream ---- */
+
+struct tsv_relay;
+
+/* Connects to the coordinator's hub at `upstream` (tcp:HOST:PORT) with the run's secret
+ * (TSV_SECRET_SIZE bytes) and introduces every client of `local` (whose participants all said
+ * HELLO) as its member. NULL on error, with the reason in error. */
+struct tsv_relay *tsv_relay_new(struct tsv_hub *local, const char *upstream,
+                                const uint8_t *secret, char *error, size_t error_len);
+/* Serves the coordinator's rounds on the local hub: 1 when it said END (the local
+ * participants were told), 0 after timeout_ms without a frame from it (call again), -1 on error
+ * (the coordinator is gone: tsv_relay_error). */
+int tsv_relay_serve(struct tsv_relay *relay, int timeout_ms);
+const char *tsv_relay_error(const struct tsv_relay *relay);
+/* Rounds served. */
+uint64_t tsv_relay_rounds(const struct tsv_relay *relay);
+void tsv_relay_free(struct tsv_relay *relay);
 
 #endif /* TANSIV_HUB_H */

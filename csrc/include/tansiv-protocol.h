@@ -20,6 +20,15 @@
  * for noticing an end that goes away.
  * A hub that answers GOTO instead keeps the socket.
  *
+ * Relay (one per remote node of a SLURM allocation, csrc/hub/relay.c): it is the hub of its
+ * node's participants and one client of the coordinator's hub, over TCP, for all of them. Its
+ * HELLO has role TSV_ROLE_RELAY (and the run's secret); then, before the run starts, one
+ * MEMBER per participant behind it (header.src its address, payload struct tsv_member). It
+ * gets one GOTO per round and answers with every SEND of its members (header.src saying whose)
+ * and one AT_DEADLINE: a round costs one exchange per node, not per participant. DELIVERs
+ * for its members carry header.dst. GONE (header.src: the member) says a member left during
+ * the round, before the AT_DEADLINE; from the hub, GONE (header.dst) removes a member.
+ *
  * This header is read by C (client, hub, tests) and by Python through cffi (tansiv/protocol.py):
  * keep it to integer #defines, enums and plain structs.
  */
@@ -34,11 +43,15 @@
 #define TSV_MAX_PAYLOAD 65536
 #define TSV_SECRET_SIZE 16
 #define TSV_HELLO_CHANNEL 1 /* HELLO's header.flags: the client can take a shared-memory channel */
+#define TSV_GONE_FAILED 1   /* GONE's header.flags: the member broke the protocol (else it left) */
+#define TSV_GONE_MESSAGE 200 /* at most this many bytes of text in a GONE */
 
 enum tsv_msg_type {
     TSV_HELLO = 1,
     TSV_SEND = 2,
     TSV_AT_DEADLINE = 3,
+    TSV_MEMBER = 4, /* relay -> hub */
+    TSV_GONE = 5,   /* relay <-> hub */
     TSV_GOTO = 16,
     TSV_DELIVER = 17,
     TSV_END = 18,
@@ -47,7 +60,8 @@ enum tsv_msg_type {
 
 enum tsv_role {
     TSV_ROLE_PROCESS = 1,
-    TSV_ROLE_VM = 2
+    TSV_ROLE_VM = 2,
+    TSV_ROLE_RELAY = 3
 };
 
 struct tsv_header {
@@ -66,6 +80,13 @@ struct tsv_hello {
     uint32_t pid;
     uint32_t reserved;
     uint8_t secret[TSV_SECRET_SIZE]; /* the run's secret (TANSIV_SECRET), or zeros */
+};
+
+/* MEMBER's payload: a participant behind a relay, as its own HELLO said. */
+struct tsv_member {
+    uint32_t pid; /* on the relay's node */
+    uint16_t role; /* enum tsv_role (process or VM) */
+    uint16_t reserved;
 };
 
 /* CHANNEL's payload. */

@@ -57,6 +57,9 @@ def command(exp: dict, p: Plan, platform: Path, dep: Path, run_dir: Path) -> lis
             args.append("--pcap")
         if exp.get("transport"):
             args += ["--transport", exp["transport"]]
+        if exp.get("nodes", 1) > 1:
+            # Across the nodes of the job's allocation (the SLURM profile asks for them).
+            args += ["--launcher", "slurm"]
     else:
         args += ["--timeout", exp["timeout_s"]]
     if mode.name == "netem":

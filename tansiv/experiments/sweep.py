@@ -2,7 +2,7 @@
 tansiv/experiments/config.py) expanded into experiments, each a dict of plain values with an
 id.
 
-A sweep crosses its lists (modes, transports, latency, bandwidth, n, lookahead) and repeats
+A sweep crosses its lists (modes, transports, nodes, latency, bandwidth, n, lookahead) and repeats
 each point
 `repetitions`
 times; `defaults`, then BUILTIN_DEFAULTS, fill what a sweep leaves out, and the
@@ -51,9 +51,14 @@ def expand(config: dict) -> dict:
             if t not in TRANSPORTS:
                 raise InputError(f"{where}.transports: '{t}' is not a transport "
                                  f"({', '.join(TRANSPORTS)})")
-        points = [(mode, t) for mode in sweep["modes"]
-                  for t in (transports if MODES[mode].command == "run" else [None])]
-        for (mode, transport), lat, bw, n, la in itertools.product(
+        nodes = sweep.get("nodes", [1])
+        for k in nodes:
+            if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+                raise InputError(f"{where}.nodes: '{k}' is not a number of nodes (>= 1)")
+        coupled = [(t, k) for t in transports for k in nodes]
+        points = [(mode, t, k) for mode in sweep["modes"]
+                  for t, k in (coupled if MODES[mode].command == "run" else [(None, 1)])]
+        for (mode, transport, k), lat, bw, n, la in itertools.product(
                 points, sweep["latency"], sweep["bandwidth"], sweep["n"], lookaheads):
             latency_s = units.step(lat, f"{where}.latency")
             bandwidth_Bps = units.bandwidth(bw, f"{where}.bandwidth")
@@ -75,12 +80,15 @@ def expand(config: dict) -> dict:
                          f"bw{_slug(bw)}"]
                 if transport not in (None, TRANSPORTS[0]):
                     parts.append(transport)  # the default's ids stay as they were
+                if k != 1:
+                    parts.append(f"nodes{k}")
                 if la is not None:
                     parts.append(f"la{_slug(la)}")
                 parts.append(f"r{rep}")
                 eid = "-".join(parts)
                 experiments[eid] = {
                     "id": eid, "sweep": name, "mode": mode, "transport": transport,
+                    "nodes": k,
                     "workload": w.name,
                     "definition": definition, "topology": topology, "n": n,
                     "participants": participants, "left": left,

@@ -32,6 +32,8 @@ ROUND_BYTES = hubmod.ROUND_BYTES  # payload bytes a participant may send per rou
 END_GRACE_S = 5.0  # how long programs may run on after the simulation ended
 STALL_S = 60.0     # a round waiting this long (plus 10 slices) has a stalled participant
 ON_STALL = ("fail", "remove")
+LAUNCHERS = ("local", "slurm")
+RELAY_GRACE_S = 5.0  # a relay's report may come this long after its participants' grace
 
 
 @dataclass
@@ -49,6 +51,8 @@ class Options:
     stall_s: float = STALL_S      # wall seconds a round may wait for a participant
     on_stall: str = "fail"        # fail the run, or remove the stalled participants
     round_bytes: int = ROUND_BYTES  # payload bytes a participant may send per round
+    launcher: str = "local"       # local, or slurm: across the nodes of an allocation
+    placement: object = None      # slurm: a file of `ADDRESS NODE` lines (Path)
 
 
 @dataclass
@@ -120,7 +124,8 @@ class Coordinator:
             role = "vm" if self.hub.client_role(i) == protocol.ROLE_VM else "process"
             p = self.participants.join(i, self.hub.client_address(i), role,
                                        self.hub.client_pid(i))
-            p.transport = "shm" if self.hub.client_channel(i) else "socket"
+            p.transport = ("relay" if p.node else
+                           "shm" if self.hub.client_channel(i) else "socket")
         # One that went between its HELLO and now is gone before the first round.
         self._handle_events()
 
@@ -302,8 +307,8 @@ class Coordinator:
                 continue
             changed, at = True, e.time_ns
             if e.kind == hubmod.FAILED:
-                p.failed(e.time_ns, e.message)
-                log.error("participant %s failed: %s", p.name, e.message)
+                p.failed(e.time_ns, f"node {p.node}: {e.message}" if p.node else e.message)
+                log.error("participant %s failed: %s", p.name, p.detail)
                 continue
             p.gone(e.time_ns, p.exit_code(wait_s=0.5))
             if p.state == "crashed":
@@ -350,15 +355,17 @@ class Coordinator:
 
     def finish(self) -> None:
         """Ends the simulation for whoever is still in it and collects every exit status."""
-        if self.hub.alive_count() > 0:
-            self.hub.end(1000)
+        self.hub.end(1000)  # relays get it even when none of their participants is left
         for f in self.inflight:
+            f.comm.cancel()  # SimGrid complains (a backtrace) of a comm dropped unfinished
             self._drop(f, "simulation ended")
         self.inflight = []
         if self.capture:
             self.capture.close()
         self._handle_events()
-        deadline = time.monotonic() + self.opt.end_grace_s
+        # Remote participants' ends are their relays' to report, after the same grace.
+        remote = any(p.node for p in self.participants)
+        deadline = time.monotonic() + self.opt.end_grace_s + remote * RELAY_GRACE_S
         for p in self.participants:
             if p.proc is None:
                 continue
@@ -367,7 +374,9 @@ class Coordinator:
                 log.warning("participant %s still runs %g s after the end: terminating it",
                             p.name, self.opt.end_grace_s)
                 p.terminate(grace_s=2.0)
-            p.finished(p.proc.returncode, terminated=code is None)
+            # One on another node may have been stopped by its relay, after the same grace.
+            stopped = code is None or (p.node is not None and p.proc.stopped)
+            p.finished(p.proc.returncode, terminated=stopped)
             if p.client is not None:
                 p.held_s = self.hub.held_ns(p.client) / 1e9
             if self.opt.echo:

@@ -73,6 +73,15 @@ class Hub:
     def address(self) -> str:
         return ffi.string(self._lib.tsv_hub_address(self._h)).decode()
 
+    def listen_tcp(self, address: str) -> str:
+        """Also listens on tcp:HOST:PORT (for relays on other nodes); where they connect."""
+        self._check(self._lib.tsv_hub_listen_tcp(self._h, address.encode()))
+        return self.tcp_address()
+
+    def tcp_address(self) -> str:
+        """Where the second listener is ("" if none)."""
+        return ffi.string(self._lib.tsv_hub_tcp_address(self._h)).decode()
+
     def _check(self, rc):
         if rc < 0:
             raise HubError(ffi.string(self._lib.tsv_hub_error(self._h)).decode())
@@ -184,3 +193,33 @@ class Hub:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Relay:
+    """A remote node's relay (csrc/hub/relay.c): serves the coordinator's rounds, over TCP, on
+    a local hub whose participants all said HELLO."""
+
+    def __init__(self, local: Hub, upstream: str, secret: bytes):
+        err = ffi.new("char[256]")
+        self._lib = local._lib
+        self._local = local  # the relay uses it: kept alive as long as the relay
+        self._r = self._lib.tsv_relay_new(local._h, upstream.encode(),
+                                          ffi.from_buffer("uint8_t[]", secret), err, 256)
+        if self._r == ffi.NULL:
+            raise HubError(ffi.string(err).decode())
+
+    def serve(self, timeout_ms: int) -> bool:
+        """Serves rounds: True once the coordinator said END, False after timeout_ms of
+        silence; HubError if the coordinator is gone."""
+        rc = self._lib.tsv_relay_serve(self._r, timeout_ms)
+        if rc < 0:
+            raise HubError(ffi.string(self._lib.tsv_relay_error(self._r)).decode())
+        return rc == 1
+
+    def rounds(self) -> int:
+        return self._lib.tsv_relay_rounds(self._r)
+
+    def close(self) -> None:
+        if self._r is not None:
+            self._lib.tsv_relay_free(self._r)
+            self._r = None

@@ -67,7 +67,8 @@ class Participant:
     proc: subprocess.Popen = None
     client: int = None          # the hub's index, once it said HELLO
     role: str = None            # process or vm
-    transport: str = None       # how it speaks to the hub: shm (a channel) or socket
+    transport: str = None       # how it speaks to the hub: shm (a channel), socket or relay
+    node: str = None            # --launcher slurm, on a node other than the coordinator's
     state: str = STARTING
     detail: str = ""
     end_ns: int = None          # simulated time it left at
@@ -111,7 +112,8 @@ class Participant:
 
     def failed(self, at_ns: int, why: str) -> None:
         self.end_ns, self.state, self.detail = at_ns, FAILED, why
-        self.terminate(grace_s=1.0)
+        if not self.node:  # one on another node: its relay stops it (the hub told it)
+            self.terminate(grace_s=1.0)
 
     def finished(self, code, terminated: bool) -> None:
         """At the end of the run: its exit status, and whether it had to be terminated."""
@@ -131,7 +133,7 @@ class Participant:
         return ParticipantRecord(
             name=self.name, host=self.actor.host, program=str(self.program), role=self.role,
             transport=self.transport, state=self.state, detail=self.detail, main=self.main,
-            end_ns=self.end_ns, held_s=self.held_s,
+            end_ns=self.end_ns, held_s=self.held_s, node=self.node,
             exit=self.proc.returncode if self.proc else None, log=str(self.log_path))
 
     # ---- its output --------------------------------------------------------------------

@@ -22,7 +22,8 @@ class ParticipantRecord:
     host: str
     program: str
     role: str = None         # process or vm
-    transport: str = None    # shm (a shared-memory channel) or socket
+    transport: str = None    # shm (a shared-memory channel), socket, or relay (another node)
+    node: str = None         # --launcher slurm: the node it ran on, if not the coordinator's
     state: str = "starting"  # running, ended, left, crashed, failed
     detail: str = ""
     main: bool = False       # its end ends the run

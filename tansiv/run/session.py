@@ -139,47 +139,65 @@ def run(inputs: Inputs, out: Path, options: Options = None, socket: str = None,
     d = inputs.deployment
     main = inputs.main(main)
     programs = [resolve_program(a, d.path) for a in d.actors]
+    alloc, nodes = _placement(options, [a.address for a in d.actors])
     s = _Session("tansiv", inputs, out, {
         "force_s": _seconds(options.force_lookahead_ns), "until_s": _seconds(options.until_ns),
         "overhead": options.overhead, "socket": socket, "main": sorted(main),
         "pcap": options.pcap, "transport": options.transport, "ring_size": options.ring_size,
         "stall_s": options.stall_s, "on_stall": options.on_stall,
-        "round_bytes": options.round_bytes})
+        "round_bytes": options.round_bytes, "launcher": options.launcher,
+        "placement": str(options.placement) if options.placement else None})
     members = Participants(Participant(a, prog, s.rundir.participant_log(a.address),
                                        main=a.address in main)
                            for a, prog in zip(d.actors, programs))
     s.participants = members
-    tmpdir = hub = coord = None
+    remote = [p for p in members if nodes and nodes[p.name] != alloc.here]
+    for p in remote:
+        p.node = nodes[p.name]
+    if nodes:
+        s.record.options["nodes"] = nodes
+    tmpdir = hub = coord = relays = None
     with s:
         try:
             if socket is None:
                 tmpdir = tempfile.mkdtemp(prefix="tansiv-")
                 socket = s.record.options["socket"] = f"{tmpdir}/hub.sock"
-            hub = Hub(socket, options.ring_size if options.transport == "shm" else 0)
+            ring = options.ring_size if options.transport == "shm" else 0
+            hub = Hub(socket, ring)
             hub.set_limits(options.round_bytes, OUT_BYTES)
+            if remote:
+                from . import slurm
+                hub.listen_tcp(f"tcp:{slurm.listen_host(alloc)}:0")
             secret = _guard_tcp(hub, s.rundir)
             coord = Coordinator(inputs.network, members, inputs.routes, hub, s.rundir, options)
             coord.check()  # a run that cannot have a lookahead starts no program
-            env = {"TANSIV_SOCKET": hub.address, "TANSIV_PEERS": ",".join(p.name for p in members),
+            env = {"TANSIV_PEERS": ",".join(p.name for p in members),
                    "TANSIV_RUN_DIR": str(s.path.resolve())}
-            if secret:
-                env["TANSIV_SECRET"] = secret  # by environment: never on a command line
             if any(is_vm(p.program) for p in members):
                 from ..vm import build
                 log.info("VMs in the deployment: QEMU and the guest image (built once, then "
                          "cached)")
                 env.update(build.current().env())
+            secret_env = {"TANSIV_SECRET": secret} if secret else {}  # never on a command line
             for p in members:
+                if p.node:
+                    continue
                 p.start([str(p.program), hub.address, *p.actor.args],
-                        {**env, "TANSIV_ADDRESS": p.name, "TANSIV_HOST": p.actor.host})
+                        {**env, **secret_env, "TANSIV_SOCKET": hub.address,
+                         "TANSIV_ADDRESS": p.name, "TANSIV_HOST": p.actor.host})
                 log.info("started %s on %s: %s %s", p.name, p.actor.host, p.program,
                          " ".join(p.actor.args))
+            if remote:
+                relays = _start_remote(remote, hub, alloc, options, env, secret_env, s.path)
             coord.connect()
             coord.run()
         finally:
             if coord:
                 coord.finish()
                 coord.fill(s.record)
+            if relays:
+                from .. import procs
+                procs.stop(relays, grace_s=10.0)
             for p in members:
                 p.terminate(grace_s=2.0)
             if hub:
@@ -187,6 +205,41 @@ def run(inputs: Inputs, out: Path, options: Options = None, socket: str = None,
             if tmpdir:
                 shutil.rmtree(tmpdir, ignore_errors=True)
     return s.record
+
+
+def _placement(options: Options, addresses):
+    """--launcher slurm: the allocation, and every participant's node; else (None, None)."""
+    if options.launcher != "slurm":
+        if options.placement:
+            raise InputError("--placement places participants on the nodes of a SLURM "
+                             "allocation: it needs --launcher slurm")
+        return None, None
+    from . import slurm
+    alloc = slurm.Allocation.current()
+    nodes = slurm.place(addresses, alloc, options.placement)
+    log.info("SLURM job %s, nodes %s; coordinator on %s", alloc.job, ", ".join(alloc.nodes),
+             alloc.here or "a host outside the allocation")
+    return alloc, nodes
+
+
+def _start_remote(remote, hub, alloc, options: Options, env, secret_env, run_dir: Path):
+    """The participants on other nodes: their relays' srun step, which starts them."""
+    from . import slurm
+    plan = {"coordinator": hub.tcp_address(), "cpus": alloc.cpus,
+            "ring_size": options.ring_size if options.transport == "shm" else 0,
+            "connect_timeout_s": options.connect_timeout_s, "end_grace_s": options.end_grace_s,
+            "nodes": {}}
+    for p in remote:
+        plan["nodes"].setdefault(p.node, []).append({
+            "address": p.name, "argv": [str(p.program), *p.actor.args], "log": str(p.log_path),
+            "env": {**env, "TANSIV_ADDRESS": p.name, "TANSIV_HOST": p.actor.host}})
+    step = slurm.start_relays(run_dir.resolve(), plan, secret_env)
+    for p in remote:
+        p.proc = slurm.RemoteProc(p.name, p.node, step,
+                                  slurm.node_report(run_dir.resolve(), p.node))
+        log.info("placed %s on node %s (%s %s)", p.name, p.node, p.program,
+                 " ".join(p.actor.args))
+    return step
 
 
 def netem(inputs: Inputs, out, where: str = "auto", timeout_s: float = 600.0,
@@ -225,8 +278,8 @@ def _guard_tcp(hub, rundir: RunDir):
     """A hub on TCP takes only participants that know the run's secret (a fresh one, given
     to the participants it starts and in the run's folder, file `secret`, mode 0600, for
     others); beyond loopback, a warning too. Returns it in hex, or None on a Unix socket."""
-    address = hub.address
-    if not address.startswith("tcp:"):
+    address = hub.address if hub.address.startswith("tcp:") else hub.tcp_address()
+    if not address:
         return None
     secret = secrets.token_bytes(SECRET_SIZE)
     hub.set_secret(secret)

@@ -32,5 +32,8 @@ rule experiment:
     resources:
         mem_mb=lambda wildcards: 1024 + 1024 * EXPERIMENTS[wildcards.id]["participants"],
         runtime=lambda wildcards: int(EXPERIMENTS[wildcards.id]["timeout_s"] // 60) + 5,
+        # Across several nodes (the SLURM profile's executor asks for them; locally, the
+        # experiment fails saying it needs an allocation).
+        nodes=lambda wildcards: EXPERIMENTS[wildcards.id]["nodes"],
     script:
         "../scripts/run_experiment.py"

@@ -1,0 +1,110 @@
+"""The relay of one node of a SLURM run (`python -m tansiv.run.relay PLAN`, one srun task per
+node, tansiv/run/slurm.py): starts the node's participants (the plan says which, with their
+command lines), is their hub (shared-memory channels), and serves the coordinator's rounds for
+all of them over one TCP connection (csrc/hub/relay.c). At the end it writes what became of
+each (nodes/NODE.json) and never leaves one running: they die with it (PDEATHSIG), and it
+stops them when the coordinator ends the run, goes away, or SLURM ends the step."""
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .. import procs
+from .hub import Hub, HubError, Relay
+from .session import Terminated, raise_terminated
+
+log = logging.getLogger("tansiv.relay")
+SERVE_SLICE_MS = 250
+
+
+def start(member: dict, socket: str) -> subprocess.Popen:
+    Path(member["log"]).parent.mkdir(parents=True, exist_ok=True)
+    with open(member["log"], "wb") as out:
+        return subprocess.Popen([member["argv"][0], socket, *member["argv"][1:]],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=procs.die_with_parent,
+                                env=dict(os.environ, **member["env"], TANSIV_SOCKET=socket))
+
+
+def connect(hub: Hub, started: dict, timeout_s: float) -> None:
+    """Until every participant of the node said HELLO to the local hub."""
+    end = time.monotonic() + timeout_s
+    while hub.accept(len(started), SERVE_SLICE_MS) < len(started):
+        for address, proc in started.items():
+            if proc.poll() is not None:
+                raise HubError(f"participant {address} {procs.describe_exit(proc.returncode)} "
+                               "before connecting")
+        if time.monotonic() > end:
+            raise HubError(f"participants not connected after {timeout_s:g} s")
+
+
+def serve(plan: dict, node: str, ends: dict) -> None:
+    """The node's part of the run; each participant's end into ends."""
+    members = plan["nodes"][node]
+    secret = bytes.fromhex(os.environ["TANSIV_SECRET"])
+    tmp = tempfile.mkdtemp(prefix="tansiv-relay-")  # 0700: the socket is the user's alone
+    started, relay = {}, None
+    try:
+        with Hub(f"{tmp}/hub.sock", plan["ring_size"]) as hub:
+            for m in members:
+                started[m["address"]] = start(m, hub.address)
+            connect(hub, started, plan["connect_timeout_s"])
+            log.info("%s: %d participants connected; joining the coordinator at %s", node,
+                     len(started), plan["coordinator"])
+            relay = Relay(hub, plan["coordinator"], secret)
+            while not relay.serve(SERVE_SLICE_MS):
+                pass
+            log.info("%s: the coordinator ended the run after %d rounds", node, relay.rounds())
+            relay.close()
+            finish(started, plan["end_grace_s"], ends)
+    finally:
+        if relay:
+            relay.close()
+        for address, proc in started.items():  # what an error or SIGTERM cut short
+            if address not in ends:
+                procs.stop(proc, grace_s=2.0)
+                ends[address] = {"exit": proc.returncode, "terminated": True, "pid": proc.pid}
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def finish(started: dict, grace_s: float, ends: dict) -> None:
+    """Waits for the participants to end (grace_s at most), then stops the others."""
+    end = time.monotonic() + grace_s
+    for address, proc in started.items():
+        code = procs.exit_code(proc, max(0.0, end - time.monotonic()))
+        if code is None:
+            procs.stop(proc, grace_s=2.0)
+        ends[address] = {"exit": proc.returncode, "terminated": code is None, "pid": proc.pid}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    plan_path = Path(argv[0])
+    node = os.environ.get("SLURMD_NODENAME") or argv[1]
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s relay {node}: %(message)s")
+    signal.signal(signal.SIGTERM, raise_terminated)
+    plan = json.loads(plan_path.read_text())
+    report = plan_path.parent / f"{node}.json"
+    ends = {}
+    try:
+        serve(plan, node, ends)
+        return 0
+    except (HubError, Terminated, KeyboardInterrupt) as e:
+        log.error("%s: %s", node, str(e) or "terminated (SIGTERM)")
+        return 1
+    finally:
+        # Those not reported ended with the relay (stopped by it, or by their PDEATHSIG).
+        tmp = report.with_suffix(".tmp")
+        tmp.write_text(json.dumps(ends, indent=1) + "\n")
+        tmp.rename(report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""One run across the nodes of a SLURM allocation (`tansiv run --launcher slurm`).
+
+SLURM places and launches: the coordinator runs where the command runs; participants are
+placed on the allocation's nodes (packed by their cores, or pinned by a placement file); those
+on the coordinator's node are started as usual (shared-memory channels), the others by one
+`srun` step, one task per node: a relay (tansiv/run/relay.py) that starts its node's
+participants and serves them, over TCP and the run's secret, one exchange per round.
+
+The run's folder must be one every node sees (as SLURM jobs' working folders are): the relays
+read the plan there and write their participants' logs and exit statuses there."""
+
+import ipaddress
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import procs
+from ..errors import InputError
+from .participants import RunError
+
+
+def _scontrol(*args) -> str:
+    r = subprocess.run(["scontrol", *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RunError(f"scontrol {' '.join(args)}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def cpus_per_node(spec: str, count: int) -> list:
+    """SLURM_JOB_CPUS_PER_NODE ("2(x3),1") as one number per node."""
+    out = []
+    for part in spec.split(","):
+        m = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part.strip())
+        if not m:
+            raise RunError(f"SLURM_JOB_CPUS_PER_NODE={spec!r}: not understood")
+        out += [int(m.group(1))] * int(m.group(2) or 1)
+    if len(out) != count:
+        raise RunError(f"SLURM_JOB_CPUS_PER_NODE={spec!r} does not give {count} nodes")
+    return out
+
+
+@dataclass
+class Allocation:
+    job: str
+    nodes: list          # names, in SLURM's order
+    cpus: dict           # node -> cores allocated there
+    here: str = None     # the node this command runs on, if one of them
+
+    @classmethod
+    def current(cls) -> "Allocation":
+        env = os.environ
+        if "SLURM_JOB_ID" not in env or "SLURM_JOB_NODELIST" not in env:
+            raise InputError("--launcher slurm runs inside a SLURM allocation (salloc -N K, "
+                             "sbatch -N K, or a Snakemake job with nodes: K): SLURM_JOB_ID "
+                             "is not set")
+        nodes = _scontrol("show", "hostnames", env["SLURM_JOB_NODELIST"]).split()
+        cpus = cpus_per_node(env.get("SLURM_JOB_CPUS_PER_NODE", f"1(x{len(nodes)})"),
+                             len(nodes))
+        here = env.get("SLURMD_NODENAME")
+        return cls(env["SLURM_JOB_ID"], nodes, dict(zip(nodes, cpus)),
+                   here if here in nodes else None)
+
+
+def read_placement(path: Path, addresses, nodes) -> dict:
+    """A placement file: lines `ADDRESS NODE` (# comments); address -> node."""
+    pinned = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if len(words) != 2:
+            raise InputError("expected `ADDRESS NODE`", path, number)
+        address, node = words
+        if address not in addresses:
+            raise InputError(f"no participant has the address {address}", path, number)
+        if node not in nodes:
+            raise InputError(f"node {node} is not in the allocation ({', '.join(nodes)})",
+                             path, number)
+        if address in pinned:
+            raise InputError(f"{address} placed twice", path, number)
+        pinned[address] = node
+    return pinned
+
+
+def place(addresses, alloc: Allocation, placement: Path = None) -> dict:
+    """Every participant's node: pinned ones where the file says; the others, in deployment
+    order, on the first node with a free core (the coordinator's node first, less the core the
+    coordinator takes); beyond the allocation's cores, spread evenly."""
+    pinned = read_placement(placement, set(addresses), alloc.nodes) if placement else {}
+    order = sorted(alloc.nodes, key=lambda n: n != alloc.here)
+    free = {n: alloc.cpus[n] - (n == alloc.here) for n in order}
+    for node in pinned.values():
+        free[node] -= 1
+    placed, spill = dict(pinned), 0
+    for a in addresses:
+        if a in placed:
+            continue
+        node = next((n for n in order if free[n] > 0), None)
+        if node is None:
+            node, spill = order[spill % len(order)], spill + 1
+        free[node] -= 1
+        placed[a] = node
+    return placed
+
+
+def listen_host(alloc: Allocation) -> str:
+    """The address relays reach the coordinator at: loopback if every node is this machine
+    (a test cluster), else this host's address (TANSIV_LISTEN overrides)."""
+    if os.environ.get("TANSIV_LISTEN"):
+        return os.environ["TANSIV_LISTEN"]
+    addrs = re.findall(r"NodeAddr=(\S+)", _scontrol("show", "node", ",".join(alloc.nodes)))
+    try:
+        if addrs and all(ipaddress.ip_address(a).is_loopback for a in addrs):
+            return "127.0.0.1"
+    except ValueError:
+        pass  # names, not addresses: a real cluster
+    host = socket.gethostbyname(socket.gethostname())
+    if ipaddress.ip_address(host).is_loopback:
+        raise RunError(f"this host's name resolves to {host}, which other nodes cannot "
+                       "reach: give the coordinator's address in TANSIV_LISTEN")
+    return host
+
+
+@dataclass
+class RemoteProc:
+    """A participant's process on another node, as far as the coordinator can see it: its
+    exit status comes from its relay's report (nodes/NODE.json) once the relays' step ended.
+    Stopping it, at the end of the run, ends the relays' step (srun forwards the signal; each
+    relay stops its participants and reports)."""
+    address: str
+    node: str
+    step: subprocess.Popen
+    report: Path
+    returncode: int = None
+    stopped: bool = False  # its relay stopped it: it still ran after the end's grace
+
+    def poll(self):
+        if self.returncode is None and self.step.poll() is not None:
+            try:
+                mine = json.loads(self.report.read_text())[self.address]
+                self.returncode, self.stopped = mine["exit"], mine["terminated"]
+            except (OSError, ValueError, KeyError):
+                # No report: its relay (or node) died, and it with it (PDEATHSIG).
+                self.returncode = -signal.SIGKILL
+        return self.returncode
+
+    def wait(self, timeout=None):
+        self.step.wait(timeout)
+        return self.poll()
+
+    def terminate(self):
+        self.step.terminate()
+
+    def kill(self):
+        self.step.kill()
+
+
+def node_report(run_dir: Path, node: str) -> Path:
+    return run_dir / "nodes" / f"{node}.json"
+
+
+def start_relays(run_dir: Path, plan: dict, env: dict) -> subprocess.Popen:
+    """The relays' step: one task on each node of the plan (srun), each the relay of its
+    node's participants. The run's secret goes by environment, never in the plan."""
+    nodes = sorted(plan["nodes"])
+    folder = run_dir / "nodes"
+    folder.mkdir(exist_ok=True)
+    plan_path = folder / "plan.json"
+    plan_path.write_text(json.dumps(plan, indent=1) + "\n")
+    cores = min(plan["cpus"][n] for n in nodes)
+    cmd = ["srun", f"--nodes={len(nodes)}", f"--ntasks={len(nodes)}", "--ntasks-per-node=1",
+           f"--nodelist={','.join(nodes)}", f"--cpus-per-task={cores}", "--overlap",
+           "--kill-on-bad-exit=0", "--job-name=tansiv-relays", "--label",
+           sys.executable, "-m", "tansiv.run.relay", str(plan_path)]
+    with open(folder / "srun.log", "wb") as log:
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, preexec_fn=procs.die_with_parent,
+                                env=dict(os.environ, **env))

@@ -1,0 +1,225 @@
+"""One experiment across the nodes of a SLURM allocation (--launcher slurm), on a real SLURM
+cluster of three nodes on this machine (tests/slurm_cluster.py): the same VM experiment on one
+node and across three gives the same guest output, bit for bit; processes too; a relay killed
+mid-run is reported, naming its node and participants, and leaves nothing running; the
+pipeline runs a sweep point with nodes: 3 through profiles/slurm."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import slurm_cluster
+from helpers import REPO, actor, table, tansiv
+from tansiv.experiments import topology
+from tansiv.experiments.workloads.base import Workload
+from tansiv.run import deployment
+from tansiv.vm import build
+
+NODES = ["n1", "n2", "n3"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    why = slurm_cluster.why_not()
+    if why:
+        pytest.skip(f"SLURM: {why}")
+    c = slurm_cluster.Cluster(nodes=len(NODES)).start()
+    yield c
+    c.stop()
+
+
+def salloc(*args, nodes=3, timeout=600):
+    """tansiv ARGS in an allocation of `nodes` nodes (the command runs on this host, outside
+    them: every participant goes to a node)."""
+    return subprocess.run(["salloc", f"-N{nodes}", "--quiet", sys.executable, "-m",
+                           "tansiv.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def placement(path: Path, nodes: dict) -> Path:
+    path.write_text("".join(f"{a} {n}\n" for a, n in nodes.items()))
+    return path
+
+
+def record(run: Path) -> dict:
+    return json.loads((run / "run.json").read_text())
+
+
+def consoles(run: Path) -> dict:
+    return {p.name: p.read_bytes() for p in (run / "participants").glob("*.log")}
+
+
+def leftovers(run: Path) -> list:
+    """Processes still running with this run's folder in their environment."""
+    mark = f"TANSIV_RUN_DIR={run.resolve()}".encode()
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if mark in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" "))
+        except OSError:
+            pass
+    return found
+
+
+# ---- VMs -------------------------------------------------------------------------------------
+
+def mesh(tmp: Path, n: int = 4, latency_s: float = 0.002):
+    """n VMs on a cluster, each pinging every other in its turn (tping), then idle to the end."""
+    count, interval = 3, 0.01
+    turn = ((n - 1) * (count + 1) + 2) * max(interval, 4 * latency_s)
+    actors = []
+    for k in range(n):
+        others = " ".join(topology.address(j) for j in range(n) if j != k)
+        cmd = (f"sleep {k * turn:.6f}; tping -c {count} -i {interval * 1e3:g} -w 1 {others}; "
+               f"sleep {(n - k) * turn + 2:.6f}")
+        actors.append(actor(topology.hosts(k + 1)[-1], topology.address(k), "tansiv-vm",
+                            "--cmd", cmd))
+    plat = topology.write(tmp / "platform.xml", "cluster", n, latency_s, 125e6)
+    dep = deployment.write(tmp / "deployment.xml", actors)
+    until = Workload.boot_s + n * turn + 1
+    return plat, dep, ["--quiet", "--until", f"{until:.3f}", "--end-grace", "3"]
+
+
+def test_vm_mesh_across_three_nodes_gives_the_same_guest_output(cluster, tmp_path):
+    os.environ.update(build.prepare().env())
+    plat, dep, opts = mesh(tmp_path)
+    one = tansiv("run", plat, dep, "--out", tmp_path / "one", *opts, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    spread = placement(tmp_path / "placement", {"10.0.0.1": "n1", "10.0.0.2": "n2",
+                                                 "10.0.0.3": "n3", "10.0.0.4": "n1"})
+    three = salloc("run", plat, dep, "--out", tmp_path / "three", "--launcher", "slurm",
+                   "--placement", spread, *opts)
+    assert three.returncode == 0, three.stderr[-3000:]
+    r = record(tmp_path / "three")
+    assert {p["name"]: (p["node"], p["transport"], p["state"]) for p in r["participants"]} == {
+        "10.0.0.1": ("n1", "relay", "ended"), "10.0.0.2": ("n2", "relay", "ended"),
+        "10.0.0.3": ("n3", "relay", "ended"), "10.0.0.4": ("n1", "relay", "ended")}
+    assert consoles(tmp_path / "three") == consoles(tmp_path / "one")
+    assert (tmp_path / "three" / "packets.jsonl").read_bytes() == \
+        (tmp_path / "one" / "packets.jsonl").read_bytes()
+    rtts = [line for line in consoles(tmp_path / "three")["10.0.0.1.log"].splitlines()
+            if b'"rtt"' in line]
+    assert len(rtts) == 3 * (3 + 1)  # three peers, three pings and a warm-up each
+    assert not leftovers(tmp_path / "three")
+
+
+# ---- processes -------------------------------------------------------------------------------
+
+def pingpong(tmp: Path, rounds: int, size: int = 1000):
+    """Two pairs: 10.0.0.1 pings 10.0.0.2, 10.0.0.3 pings 10.0.0.4."""
+    plat = topology.write(tmp / "platform.xml", "cluster", 4, 0.0005, 125e6)
+    hosts = topology.hosts(4)
+    actors = []
+    for k in (0, 2):
+        me, peer = topology.address(k), topology.address(k + 1)
+        actors += [actor(hosts[k], me, "pingpong", "-n", me, "--", "client", peer, rounds, size),
+                   actor(hosts[k + 1], peer, "pingpong", "-n", peer, "--", "server", me,
+                         rounds)]
+    return plat, deployment.write(tmp / "deployment.xml", actors)
+
+
+def rtts(run: Path, who: str) -> list:
+    return [json.loads(line)["rtt_us"] for line in
+            (run / "participants" / f"{who}.log").read_text().splitlines() if '"rtt"' in line]
+
+
+def test_processes_across_nodes_are_placed_and_exchange(cluster, tmp_path):
+    """Packed by cores: this allocation has one per node: a process on each, the fourth
+    back on the first."""
+    plat, dep = pingpong(tmp_path, rounds=20)
+    r = salloc("run", plat, dep, "--out", tmp_path / "run", "--launcher", "slurm", "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    rec = record(tmp_path / "run")
+    assert [p["node"] for p in rec["participants"]] == NODES + ["n1"]
+    assert all(p["state"] == "ended" and p["exit"] == 0 for p in rec["participants"])
+    assert rec["packets_delivered"] == 80
+    # A process's RTT is the model's (1 ms for 1000 bytes over 0.5 ms routes, plus the time
+    # the program itself takes): as on one machine.
+    local = tansiv("run", plat, dep, "--out", tmp_path / "local", "--quiet")
+    assert local.returncode == 0, local.stderr[-3000:]
+    across, here = rtts(tmp_path / "run", "10.0.0.1"), rtts(tmp_path / "local", "10.0.0.1")
+    assert len(across) == len(here) == 20
+    assert 1000 <= min(across) and max(across) < 1300, across
+    for node in ("n1", "n2", "n3"):
+        assert json.loads((tmp_path / "run" / "nodes" / f"{node}.json").read_text())
+
+
+def test_a_killed_relay_is_reported_and_leaves_nothing_running(cluster, tmp_path):
+    plat, dep = pingpong(tmp_path, rounds=100000, size=100)
+    run = tmp_path / "run"
+    spread = placement(tmp_path / "placement", {"10.0.0.1": "n1", "10.0.0.2": "n2",
+                                                 "10.0.0.3": "n3", "10.0.0.4": "n3"})
+    proc = subprocess.Popen(["salloc", "-N3", "--quiet", sys.executable, "-m", "tansiv.cli",
+                             "run", plat, dep, "--out", run, "--launcher", "slurm",
+                             "--placement", spread, "--quiet", "--until", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Once the pings flow, the relay of n2 (the server's) is killed.
+        log = run / "participants" / "10.0.0.1.log"
+        end = time.monotonic() + 120
+        while time.monotonic() < end and (not log.exists() or log.read_text().count("rtt") < 5):
+            time.sleep(0.2)
+        relay = relay_pid(run, "n2")
+        os.kill(relay, signal.SIGKILL)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rec = record(run)
+    states = {p["name"]: (p["state"], p["detail"]) for p in rec["participants"]}
+    assert states["10.0.0.2"][0] == "failed"
+    assert "node n2" in states["10.0.0.2"][1] and "relay" in states["10.0.0.2"][1]
+    assert "participant 10.0.0.2 failed: node n2" in err
+    assert rec["status"] == "participant-failure"
+    # The run folder is complete: its record, every log, the other nodes' reports.
+    for node in ("n1", "n3"):
+        assert json.loads((run / "nodes" / f"{node}.json").read_text())
+    assert (run / "packets.jsonl").exists() and (run / "events.jsonl").exists()
+    deadline = time.monotonic() + 10
+    while leftovers(run) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not leftovers(run)
+
+
+def relay_pid(run: Path, node: str) -> int:
+    """The relay of node (its SLURMD_NODENAME) of this run."""
+    plan = str((run / "nodes" / "plan.json").resolve())
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"tansiv.run.relay" in cmd and plan.encode() in cmd and \
+                f"SLURMD_NODENAME={node}".encode() in env:
+            return int(pid)
+    raise AssertionError(f"no relay of {node} running")
+
+
+# ---- the pipeline ----------------------------------------------------------------------------
+
+def test_pipeline_runs_a_point_on_three_nodes(cluster, tmp_path):
+    config = tmp_path / "nodes.yaml"
+    config.write_text(yaml.safe_dump({"sweeps": {"spread": {
+        "modes": ["tansiv"], "workload": "ping", "n": [3], "latency": ["1ms"],
+        "nodes": [3]}}}))
+    results = tmp_path / "results"
+    r = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--profile",
+                        "profiles/slurm", "--configfile", str(config), "--config",
+                        f"results={results}"], cwd=REPO, capture_output=True, text=True,
+                       timeout=1200)
+    assert r.returncode == 0, r.stderr[-5000:]
+    (exp,) = table(results, "experiments")
+    assert exp["status"] == "ok" and exp["nodes"] == "3", exp
+    rec = record(results / "runs" / exp["id"] / "run")
+    nodes = {p["node"] for p in rec["participants"]} - {None}
+    assert nodes and rec["options"]["launcher"] == "slurm"
+    assert len(set(rec["options"]["nodes"].values())) >= 2
