@@ -113,6 +113,10 @@ class Coordinator:
                 if p.name in said_hello:
                     continue  # gone after its HELLO: the first round will not include it
                 code = p.exit_code()
+                if code is not None and p.node:
+                    raise RunError(f"participant {p.name} ({p.program.name}, node {p.node}) "
+                                   f"did not connect: its relay ended (see "
+                                   f"{self.rundir.path / 'nodes' / 'srun.log'}, {p.log_path})")
                 if code is not None:
                     raise RunError(f"participant {p.name} ({p.program.name}) "
                                    f"{describe_exit(code)} before connecting: see {p.log_path}")

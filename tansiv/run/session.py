@@ -156,6 +156,10 @@ def run(inputs: Inputs, out: Path, options: Options = None, socket: str = None,
         p.node = nodes[p.name]
     if nodes:
         s.record.options["nodes"] = nodes
+        s.record.options["allocation"] = {"job": alloc.job, "cpus": alloc.cpus,
+                                          "coordinator": alloc.here}
+        log.info("SLURM job %s, nodes %s; coordinator on %s", alloc.job,
+                 ", ".join(alloc.nodes), alloc.here or "a host outside the allocation")
     tmpdir = hub = coord = relays = None
     with s:
         try:
@@ -216,16 +220,13 @@ def _placement(options: Options, addresses):
         return None, None
     from . import slurm
     alloc = slurm.Allocation.current()
-    nodes = slurm.place(addresses, alloc, options.placement)
-    log.info("SLURM job %s, nodes %s; coordinator on %s", alloc.job, ", ".join(alloc.nodes),
-             alloc.here or "a host outside the allocation")
-    return alloc, nodes
+    return alloc, slurm.place(addresses, alloc, options.placement)
 
 
 def _start_remote(remote, hub, alloc, options: Options, env, secret_env, run_dir: Path):
     """The participants on other nodes: their relays' srun step, which starts them."""
     from . import slurm
-    plan = {"coordinator": hub.tcp_address(), "cpus": alloc.cpus,
+    plan = {"coordinator": hub.tcp_address(), "job": alloc.job, "cpus": alloc.cpus,
             "ring_size": options.ring_size if options.transport == "shm" else 0,
             "connect_timeout_s": options.connect_timeout_s, "end_grace_s": options.end_grace_s,
             "nodes": {}}

@@ -32,17 +32,32 @@ def _scontrol(*args) -> str:
     return r.stdout
 
 
-def cpus_per_node(spec: str, count: int) -> list:
-    """SLURM_JOB_CPUS_PER_NODE ("2(x3),1") as one number per node."""
-    out = []
-    for part in spec.split(","):
-        m = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part.strip())
-        if not m:
-            raise RunError(f"SLURM_JOB_CPUS_PER_NODE={spec!r}: not understood")
-        out += [int(m.group(1))] * int(m.group(2) or 1)
-    if len(out) != count:
-        raise RunError(f"SLURM_JOB_CPUS_PER_NODE={spec!r} does not give {count} nodes")
-    return out
+def _hostnames(nodelist: str) -> list:
+    return _scontrol("show", "hostnames", nodelist).split()
+
+
+def _cpu_count(ids: str) -> int:
+    """CPU_IDs=0-1,4 -> 3."""
+    count = 0
+    for part in ids.split(","):
+        a, _, b = part.partition("-")
+        count += int(b or a) - int(a) + 1
+    return count
+
+
+def job_layout(job: str) -> tuple:
+    """The job's nodes (SLURM's order) and the cores it has on each, from SLURM itself: the
+    environment of a job step (Snakemake's, for one) describes the step, not the job."""
+    out = _scontrol("show", "job", "-d", job)
+    listed = re.search(r"(?<![A-Za-z])NodeList=(\S+)", out)
+    if not listed or listed.group(1) == "(null)":
+        raise RunError(f"SLURM job {job} has no nodes (yet): scontrol show job says:\n{out}")
+    nodes = _hostnames(listed.group(1))
+    cpus = dict.fromkeys(nodes, 1)
+    for m in re.finditer(r"^\s+Nodes=(\S+) CPU_IDs=(\S+)", out, re.M):
+        for n in _hostnames(m.group(1)):
+            cpus[n] = _cpu_count(m.group(2))
+    return nodes, cpus
 
 
 @dataclass
@@ -55,16 +70,13 @@ class Allocation:
     @classmethod
     def current(cls) -> "Allocation":
         env = os.environ
-        if "SLURM_JOB_ID" not in env or "SLURM_JOB_NODELIST" not in env:
+        if "SLURM_JOB_ID" not in env:
             raise InputError("--launcher slurm runs inside a SLURM allocation (salloc -N K, "
                              "sbatch -N K, or a Snakemake job with nodes: K): SLURM_JOB_ID "
                              "is not set")
-        nodes = _scontrol("show", "hostnames", env["SLURM_JOB_NODELIST"]).split()
-        cpus = cpus_per_node(env.get("SLURM_JOB_CPUS_PER_NODE", f"1(x{len(nodes)})"),
-                             len(nodes))
+        nodes, cpus = job_layout(env["SLURM_JOB_ID"])
         here = env.get("SLURMD_NODENAME")
-        return cls(env["SLURM_JOB_ID"], nodes, dict(zip(nodes, cpus)),
-                   here if here in nodes else None)
+        return cls(env["SLURM_JOB_ID"], nodes, cpus, here if here in nodes else None)
 
 
 def read_placement(path: Path, addresses, nodes) -> dict:
@@ -174,11 +186,19 @@ def start_relays(run_dir: Path, plan: dict, env: dict) -> subprocess.Popen:
     plan_path = folder / "plan.json"
     plan_path.write_text(json.dumps(plan, indent=1) + "\n")
     cores = min(plan["cpus"][n] for n in nodes)
-    cmd = ["srun", f"--nodes={len(nodes)}", f"--ntasks={len(nodes)}", "--ntasks-per-node=1",
+    cmd = ["srun", f"--jobid={plan['job']}", f"--nodes={len(nodes)}", f"--ntasks={len(nodes)}", "--ntasks-per-node=1",
            f"--nodelist={','.join(nodes)}", f"--cpus-per-task={cores}", "--overlap",
            "--kill-on-bad-exit=0", "--job-name=tansiv-relays", "--label",
            sys.executable, "-m", "tansiv.run.relay", str(plan_path)]
     with open(folder / "srun.log", "wb") as log:
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, preexec_fn=procs.die_with_parent,
-                                env=dict(os.environ, **env))
+                                env=job_env(plan["job"], env))
+
+
+def job_env(job: str, extra: dict) -> dict:
+    """The environment for a step of the whole job: inside a job step (a Snakemake job runs in
+    one), SLURM_* describe that step (one node), which srun would take as its bounds."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SLURM_") or k == "SLURM_CONF"}
+    return dict(env, SLURM_JOB_ID=job, **extra)

@@ -12,9 +12,16 @@ def experiment_inputs(wildcards):
 
 
 def experiment_threads(wildcards):
+    """A core per VM (on each node, when the experiment spans several), at most --cores."""
     e = EXPERIMENTS[wildcards.id]
+    if not vm_experiment(wildcards.id):
+        return 1
     vms = e["participants"] + (e["mode"] == "netem")  # netem's bridge may be a router VM
-    return min(max(vms, 1), workflow.cores) if vm_experiment(wildcards.id) else 1
+    per_node = max(-(-vms // e["nodes"]), 1)
+    try:
+        return min(per_node, workflow.cores)
+    except WorkflowError:  # a cluster executor: no local --cores to bound it
+        return per_node
 
 
 rule experiment:
@@ -35,5 +42,6 @@ rule experiment:
         # Across several nodes (the SLURM profile's executor asks for them; locally, the
         # experiment fails saying it needs an allocation).
         nodes=lambda wildcards: EXPERIMENTS[wildcards.id]["nodes"],
+        tasks=lambda wildcards: EXPERIMENTS[wildcards.id]["nodes"],  # else SLURM keeps 1 node
     script:
         "../scripts/run_experiment.py"
