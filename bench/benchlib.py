@@ -15,14 +15,14 @@ from tansiv.run.deployment import Actor
 from tansiv.run.record import RunRecord
 
 
-def run(workdir: Path, actors, latency_s: float, *options, env=None) -> RunRecord:
+def run(workdir: Path, actors, latency_s: float, *options, env=None, prefix=()) -> RunRecord:
     """Runs actors (one per host h1..hN of a cluster whose routes have latency_s, 125 MB/s)
-    in workdir, with env added to the environment; exits with tansiv's message if the run
-    fails."""
+    in workdir, with env added to the environment, the command after prefix (salloc...);
+    exits with tansiv's message if the run fails."""
     workdir.mkdir(exist_ok=True)
     plat = topology.write(workdir / "platform.xml", "cluster", len(actors), latency_s, 125e6)
     dep = deployment.write(workdir / "deployment.xml", actors)
-    r = subprocess.run([sys.executable, "-m", "tansiv.cli", "run", plat, dep, "--out",
+    r = subprocess.run([*prefix, sys.executable, "-m", "tansiv.cli", "run", plat, dep, "--out",
                         workdir / "run", "--quiet", "--log-level", "warning", *map(str, options)],
                        capture_output=True, text=True,
                        env=dict(os.environ, **{k: str(v) for k, v in (env or {}).items()}))

@@ -16,12 +16,20 @@ multiple of the floor, and the round's time split into
   python  the coordinator's loop (called only when a round is not idle)
   simgrid SimGrid calls (next event, run_until)
 
+With --nodes K (K > 1), the participants are spread over K nodes of a SLURM allocation
+(`salloc -N K`, --launcher slurm: a relay per node, over TCP), the coordinator outside them;
+--local-cluster starts a cluster of that many slurmd on this machine for it (root; the test
+cluster of tests/slurm_cluster.py), so that the figure is the relays' cost without a network.
+The floor stays the one-machine barrier of N processes.
+
     bench/sync_rounds.py [--participants 2 8 32 64] [--lookahead 100us] [--duration 0.2]
-                         [--transport shm socket]
+                         [--transport shm socket] [--nodes 1 3] [--local-cluster]
 """
 
 import argparse
+import sys
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 from benchlib import Table, actor, floor_us, run
@@ -31,11 +39,33 @@ from tansiv.cli import seconds
 from tansiv.experiments.topology import address
 
 
-def idle_run(n: int, lookahead: float, duration: float, transport: str, workdir: Path):
+def idle_run(n: int, lookahead: float, duration: float, transport: str, workdir: Path,
+             nodes: int = 1):
     idle = str(paths.libexecdir() / "tests" / "idle")
     actors = [actor(k, idle, "-n", address(k), "--", str(int(duration * 1e6))) for k in range(n)]
+    spread = (["--launcher", "slurm"], ["salloc", f"-N{nodes}", "--quiet"]) if nodes > 1 \
+        else ([], [])
     # Routes of 100 us; the lookahead is forced.
-    return run(workdir, actors, 100e-6, "--force", lookahead, "--transport", transport)
+    return run(workdir, actors, 100e-6, "--force", lookahead, "--transport", transport,
+               *spread[0], prefix=spread[1])
+
+
+def local_cluster(nodes: int):
+    """A SLURM cluster of `nodes` slurmd on this machine, for the time of the benchmark."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import slurm_cluster
+    why = slurm_cluster.why_not()
+    if why:
+        sys.exit(f"--local-cluster: {why}")
+    cluster = slurm_cluster.Cluster(nodes=nodes).start()
+
+    class Running:
+        def __enter__(self):
+            return cluster
+
+        def __exit__(self, *exc):
+            cluster.stop()
+    return Running()
 
 
 def main() -> None:
@@ -45,25 +75,33 @@ def main() -> None:
     ap.add_argument("--duration", type=seconds, default=0.2, help="simulated seconds")
     ap.add_argument("--transport", nargs="+", default=["shm", "socket"],
                     choices=["shm", "socket"])
+    ap.add_argument("--nodes", type=int, nargs="+", default=[1],
+                    help="SLURM nodes the participants are spread over (> 1: salloc)")
+    ap.add_argument("--local-cluster", action="store_true",
+                    help="start a SLURM cluster of max(--nodes) slurmd on this machine")
     args = ap.parse_args()
 
     slice_us = args.lookahead * 1e6
     print(f"idle participants, lookahead {slice_us:g} us, {args.duration:g} s simulated each")
-    table = Table(("N", 4), ("transport", 9), ("us/round", 9), ("overhead", 9), ("floor", 7),
-                  ("x floor", 8), ("hub", 7), ("(cpu)", 7), ("wait", 8), ("python", 7),
-                  ("simgrid", 8))
-    with tempfile.TemporaryDirectory(prefix="tansiv-bench-") as tmp:
+    table = Table(("N", 4), ("nodes", 5), ("transport", 9), ("us/round", 9), ("overhead", 9),
+                  ("floor", 7), ("x floor", 8), ("hub", 7), ("(cpu)", 7), ("wait", 8),
+                  ("python", 7), ("simgrid", 8))
+    cluster = local_cluster(max(args.nodes)) if args.local_cluster else nullcontext()
+    with tempfile.TemporaryDirectory(prefix="tansiv-bench-") as tmp, cluster:
         for n in args.participants:
             floor = floor_us(n)
-            for transport in args.transport:
-                info = idle_run(n, args.lookahead, args.duration, transport,
-                                Path(tempfile.mkdtemp(dir=tmp)))
-                split = {k: f"{v / info.rounds / 1e3:.1f}" for k, v in info.time_split_ns.items()}
-                per_round = info.wall_s / info.rounds * 1e6
-                overhead = per_round - slice_us
-                table.row(n, transport, f"{per_round:.1f}", f"{overhead:.1f}", f"{floor:.1f}",
-                          f"{overhead / floor:.2f}", split["hub_busy"], split["hub_cpu"],
-                          split["hub_wait"], split["python"], split["simgrid"])
+            for nodes in args.nodes:
+                for transport in args.transport:
+                    info = idle_run(n, args.lookahead, args.duration, transport,
+                                    Path(tempfile.mkdtemp(dir=tmp)), nodes)
+                    split = {k: f"{v / info.rounds / 1e3:.1f}"
+                             for k, v in info.time_split_ns.items()}
+                    per_round = info.wall_s / info.rounds * 1e6
+                    overhead = per_round - slice_us
+                    table.row(n, nodes, transport, f"{per_round:.1f}", f"{overhead:.1f}",
+                              f"{floor:.1f}", f"{overhead / floor:.2f}", split["hub_busy"],
+                              split["hub_cpu"], split["hub_wait"], split["python"],
+                              split["simgrid"])
     print("(us/round, overhead, floor, hub, cpu, wait, python, simgrid: microseconds per round)")
 
 

@@ -314,7 +314,8 @@ class Coordinator:
                 p.failed(e.time_ns, f"node {p.node}: {e.message}" if p.node else e.message)
                 log.error("participant %s failed: %s", p.name, p.detail)
                 continue
-            p.gone(e.time_ns, p.exit_code(wait_s=0.5))
+            # A remote one's exit status comes with its relay's report, at the end.
+            p.gone(e.time_ns, None if p.node else p.exit_code(wait_s=0.5))
             if p.state == "crashed":
                 log.error("participant %s crashed at %d ns (%s): going on without it; see %s",
                           p.name, p.end_ns, p.detail, p.log_path)
