@@ -1,6 +1,6 @@
 """Fuzzing what parses another process's bytes (csrc/fuzz/): the hub's frames (from a
-hostile participant), the client library's (from a hostile hub) and a shared-memory ring's
-reader (from a hostile writer), each a libFuzzer harness under ASan and UBSan, for a bounded
+hostile participant or relay), the client library's (from a hostile hub), a shared-memory
+ring's reader (from a hostile writer) and a relay's (from a hostile coordinator), each a libFuzzer harness under ASan and UBSan, for a bounded
 time (TANSIV_FUZZ_SECONDS, default 60) from the corpus kept in the repository.
 csrc/fuzz/fuzz.sh runs one longer, by hand."""
 
@@ -14,7 +14,7 @@ import pytest
 from helpers import REPO
 
 SECONDS = int(os.environ.get("TANSIV_FUZZ_SECONDS", "60"))
-HARNESSES = ["hub", "client", "ring"]
+HARNESSES = ["hub", "client", "ring", "relay"]
 
 
 @pytest.fixture(scope="module")

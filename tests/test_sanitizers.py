@@ -13,7 +13,7 @@ import pytest
 from helpers import REPO
 
 TESTS = ["tests/test_hub.py", "tests/test_client.py", "tests/test_channels.py",
-         "tests/test_hardening.py"]
+         "tests/test_hardening.py", "tests/test_relay.py"]
 
 
 def runtime(name: str) -> str:

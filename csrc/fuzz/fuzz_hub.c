@@ -4,6 +4,8 @@
  *   [0] bit 0: a valid HELLO goes first (to reach the frames after it)
  *       bit 1: then a round starts (SEND and AT_DEADLINE are then in phase)
  *       bit 2: the connection asks for a shared-memory channel in that HELLO
+ *       bit 3: the HELLO is a relay's (its MEMBERs, SENDs and GONEs follow: link.c), with
+ *              one member, 10.0.0.2, when a round starts
  *   [1] the stream is written in chunks of ([1] % 17) + 1 bytes, the hub's loop turning once
  *       between chunks (frames split anywhere), and the connection is closed at the end
  *       (mid-frame, often).
@@ -57,13 +59,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
         abort();
     if (mode & 1) {
+        int relay = (mode & 8) != 0;
         struct tsv_hello hello = {.magic = TSV_MAGIC, .version = TSV_VERSION,
-                                  .role = TSV_ROLE_PROCESS, .pid = 1};
-        uint8_t frame[TSV_HEADER_SIZE + sizeof(hello)];
+                                  .role = relay ? TSV_ROLE_RELAY : TSV_ROLE_PROCESS, .pid = 1};
+        struct tsv_member member = {.pid = 2, .role = TSV_ROLE_PROCESS};
+        uint8_t frame[2 * TSV_HEADER_SIZE + sizeof(hello) + sizeof(member)];
         size_t n = tsv_frame_put(frame, TSV_HELLO, 0, 0x0100000a, 0, (const uint8_t *)&hello,
                                  sizeof(hello));
         if (mode & 4)
             ((struct tsv_header *)frame)->flags = TSV_HELLO_CHANNEL;
+        if (relay && (mode & 2))
+            n += tsv_frame_put(frame + n, TSV_MEMBER, 0, 0x0200000a, 0,
+                               (const uint8_t *)&member, sizeof(member));
         put(hub, fd, frame, n);
         if (tsv_hub_accept(hub, 1, 100) == 1 && (mode & 2))
             tsv_hub_goto(hub, 1000000);
