@@ -19,7 +19,8 @@ import slurm_cluster
 from helpers import REPO, actor, table, tansiv
 from tansiv.experiments import topology
 from tansiv.experiments.workloads.base import Workload
-from tansiv.run import deployment
+from tansiv.errors import InputError
+from tansiv.run import deployment, slurm
 from tansiv.vm import build
 
 NODES = ["n1", "n2", "n3"]
@@ -67,6 +68,51 @@ def leftovers(run: Path) -> list:
         except OSError:
             pass
     return found
+
+
+# ---- placement and bad input (no cluster needed) ---------------------------------------------
+
+ADDRESSES = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]
+
+
+def test_placement_packs_by_cores_the_coordinators_node_first():
+    alloc = slurm.Allocation("7", ["n1", "n2", "n3"], {"n1": 2, "n2": 2, "n3": 1}, here="n2")
+    # n2 has 2 cores, one for the coordinator; then n1's two, n3's one; the fifth spills.
+    assert slurm.place(ADDRESSES, alloc) == {
+        "10.0.0.1": "n2", "10.0.0.2": "n1", "10.0.0.3": "n1", "10.0.0.4": "n3",
+        "10.0.0.5": "n2"}
+
+
+def test_placement_file_pins_and_the_rest_is_packed(tmp_path):
+    alloc = slurm.Allocation("7", ["n1", "n2"], {"n1": 1, "n2": 2})
+    f = placement(tmp_path / "p", {"10.0.0.3": "n1"})
+    assert slurm.place(ADDRESSES[:3], alloc, f) == {
+        "10.0.0.1": "n2", "10.0.0.2": "n2", "10.0.0.3": "n1"}
+
+
+@pytest.mark.parametrize("text,message", [
+    ("10.0.0.9 n1\n", "p:1: no participant has the address 10.0.0.9"),
+    ("# comment\n10.0.0.1 n7\n", "p:2: node n7 is not in the allocation (n1, n2)"),
+    ("10.0.0.1\n", "p:1: expected `ADDRESS NODE`"),
+    ("10.0.0.1 n1\n10.0.0.1 n2\n", "p:2: 10.0.0.1 placed twice"),
+])
+def test_bad_placement_file_is_named_with_its_line(tmp_path, text, message):
+    (tmp_path / "p").write_text(text)
+    alloc = slurm.Allocation("7", ["n1", "n2"], {"n1": 1, "n2": 1})
+    with pytest.raises(InputError) as e:
+        slurm.place(ADDRESSES[:2], alloc, tmp_path / "p")
+    assert message in str(e.value)
+
+
+def test_launcher_slurm_outside_an_allocation_says_so(tmp_path):
+    plat, dep = pingpong(tmp_path, rounds=1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    r = subprocess.run([sys.executable, "-m", "tansiv.cli", "run", plat, dep, "--out",
+                        tmp_path / "run", "--launcher", "slurm"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert r.returncode != 0 and "runs inside a SLURM allocation" in r.stderr
+    r = tansiv("run", plat, dep, "--out", tmp_path / "run2", "--placement", tmp_path / "x")
+    assert r.returncode != 0 and "--placement" in r.stderr and "--launcher slurm" in r.stderr
 
 
 # ---- VMs -------------------------------------------------------------------------------------

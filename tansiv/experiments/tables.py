@@ -16,9 +16,9 @@ from pathlib import Path
 from .workloads import RUN_METRICS, RUN_TABLE, SELF_METRICS, registry
 
 METRIC_FIELDS = ["id", "metric", "value", "unit", "src", "dst", "seq", "label"]
-PARAMS = ["id", "sweep", "mode", "transport", "nodes", "workload", "topology", "n", "participants",
-          "latency", "latency_s", "latency_ms", "bandwidth", "bandwidth_Bps", "bandwidth_mbps",
-          "lookahead", "lookahead_s", "rep"]
+PARAMS = ["id", "sweep", "mode", "transport", "nodes", "workload", "topology", "n",
+          "participants", "latency", "latency_s", "latency_ms", "bandwidth", "bandwidth_Bps",
+          "bandwidth_mbps", "lookahead", "lookahead_s", "rep"]
 STATUS = ["status", "why", "key_figure", "wall_s", "container", "detail"]
 
 

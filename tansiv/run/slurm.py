@@ -186,9 +186,9 @@ def start_relays(run_dir: Path, plan: dict, env: dict) -> subprocess.Popen:
     plan_path = folder / "plan.json"
     plan_path.write_text(json.dumps(plan, indent=1) + "\n")
     cores = min(plan["cpus"][n] for n in nodes)
-    cmd = ["srun", f"--jobid={plan['job']}", f"--nodes={len(nodes)}", f"--ntasks={len(nodes)}", "--ntasks-per-node=1",
-           f"--nodelist={','.join(nodes)}", f"--cpus-per-task={cores}", "--overlap",
-           "--kill-on-bad-exit=0", "--job-name=tansiv-relays", "--label",
+    cmd = ["srun", f"--jobid={plan['job']}", f"--nodes={len(nodes)}", f"--ntasks={len(nodes)}",
+           "--ntasks-per-node=1", f"--nodelist={','.join(nodes)}", f"--cpus-per-task={cores}",
+           "--overlap", "--kill-on-bad-exit=0", "--job-name=tansiv-relays", "--label",
            sys.executable, "-m", "tansiv.run.relay", str(plan_path)]
     with open(folder / "srun.log", "wb") as log:
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
