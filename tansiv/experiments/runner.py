@@ -73,8 +73,11 @@ def _tansiv(args, log, timeout_s: float, log_path: Path, env, run_dir: Path) -> 
     """tansiv's command; after timeout_s of wall time it gets SIGTERM (which ends the run
     cleanly, its folder complete), then SIGKILL KILL_AFTER_S later. Raises on failure, saying
     why as the run's record does."""
+    # It dies with the experiment's job (SIGTERM: it ends the run cleanly), so that a job
+    # killed by its executor leaves no run behind.
     proc = subprocess.Popen([str(paths.python()), "-m", "tansiv.cli", *map(str, args)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+                            stdout=log, stderr=subprocess.STDOUT, env=env,
+                            preexec_fn=procs.die_with_parent)
     try:
         proc.wait(timeout_s)
     except subprocess.TimeoutExpired:
