@@ -5,6 +5,7 @@ to end on their smallest points, a rerun giving the same guest output."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from helpers import REPO, read_csv, table
+from tansiv import paths
 from tansiv.errors import InputError
 from tansiv.experiments import config, runner, sweep
 from tansiv.experiments.metrics import json_lines
@@ -166,11 +168,38 @@ def consoles(out: Path) -> dict:
     return {p.name: p.read_bytes() for p in (out / "run" / "participants").glob("*.log")}
 
 
-def test_etcd_elects_a_leader_and_puts_the_same_every_run(tmp_path):
+def traced(monkeypatch, folder: Path) -> Path:
+    """Participants' round traces (TANSIV_TRACE: per deadline, the guest instructions so far)
+    into folder: where two runs part, if they do."""
+    folder.mkdir(parents=True)
+    monkeypatch.setenv("TANSIV_TRACE", str(folder))
+    return folder
+
+
+def first_difference(a: Path, b: Path) -> str:
+    """Where two runs' traces first differ (deadline, guest instructions), for the report."""
+    for ta in sorted(a.glob("*.trace")):
+        la = [line.split()[::4] for line in ta.read_text().splitlines()]
+        lb = [line.split()[::4] for line in (b / ta.name).read_text().splitlines()]
+        for k, (x, y) in enumerate(zip(la, lb)):
+            if x != y:
+                return f"{ta.stem}: round {k}: (deadline, instructions) {x} vs {y}"
+    return "the traces agree"
+
+
+def keep(tmp_path: Path) -> Path:
+    """Both runs, kept for a post-mortem where the next session can find them."""
+    dest = paths.cache_dir() / "divergences" / time.strftime("%Y%m%d-%H%M%S")
+    shutil.copytree(tmp_path, dest)
+    return dest
+
+
+def test_etcd_elects_a_leader_and_puts_the_same_every_run(tmp_path, monkeypatch):
     """Three members and a client, 5 ms between every two: the puts take what the network
     makes them take, and a little more; a rerun gives the same guest output, byte for
-    byte."""
+    byte. (Traced, so that a rerun that differs says at which round and is kept.)"""
     point = {"n": [3], "latency": ["5ms"], "etcd": {"seconds": 2}}
+    trace_a = traced(monkeypatch, tmp_path / "trace-a")
     status = app("etcd", point, tmp_path / "a")
     assert status["status"] == "ok", status
     client = json_lines(tmp_path / "a" / "run" / "participants" / "10.0.0.4.log")
@@ -183,8 +212,11 @@ def test_etcd_elects_a_leader_and_puts_the_same_every_run(tmp_path):
     expected = rows[("expected_put_ms", "")]
     assert expected == pytest.approx(20.0)  # 4 x 5 ms
     assert expected <= rows[("latency_p50_ms", "c1")] <= expected + 5
+    trace_b = traced(monkeypatch, tmp_path / "trace-b")
     assert app("etcd", point, tmp_path / "b")["status"] == "ok"
-    assert consoles(tmp_path / "a") == consoles(tmp_path / "b")
+    if consoles(tmp_path / "a") != consoles(tmp_path / "b"):
+        pytest.fail(f"the rerun differs: {first_difference(trace_a, trace_b)}; both runs "
+                    f"kept in {keep(tmp_path)}")
 
 
 def test_nginx_serves_wrk(tmp_path):

@@ -19,6 +19,7 @@
  * TANSIV_IDLE_WARP=0 in the environment turns this off, for measuring what it saves
  * (bench/round_breakdown.py); runs are bit-identical with and without. */
 #include "qemu/osdep.h"
+#include "hw/core/cpu.h"
 #include "qemu/error-report.h"
 #include "qemu/seqlock.h"
 #include "qemu/timer.h"
@@ -49,8 +50,12 @@ QEMU_BUILD_BUG_ON(TSV_TIMER_ATTR & QEMU_TIMER_ATTR_EXTERNAL);
  * time to it (as icount_start_warp_timer does with sleep=off) and says so. */
 static bool warp_to_deadline(struct qemu_data *qd)
 {
+    CPUState *cpu;
     if (!all_cpu_threads_idle() || !timer_pending(qd->timer))
         return false;
+    CPU_FOREACH(cpu) /* instructions not yet in icount: the clock would be behind */
+        if (qatomic_read(&cpu->icount_budget))
+            return false;
     int64_t now = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
     int64_t ours = (int64_t)timer_expire_time_ns(qd->timer) - now;
     int64_t others = qemu_clock_deadline_ns_all(QEMU_CLOCK_VIRTUAL,
