@@ -235,6 +235,40 @@ def test_a_killed_relay_is_reported_and_leaves_nothing_running(cluster, tmp_path
     assert not leftovers(run)
 
 
+def test_a_cancelled_step_fails_its_participants_and_ends_the_run(cluster, tmp_path):
+    """The relays' step cancelled (scancel JOB.STEP): every participant is behind a relay
+    here, so all fail, named with their nodes, and the run ends; nothing is left running."""
+    plat, dep = pingpong(tmp_path, rounds=100000, size=100)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(["salloc", "-N3", "--quiet", sys.executable, "-m", "tansiv.cli",
+                             "run", plat, dep, "--out", run, "--launcher", "slurm", "--quiet",
+                             "--until", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        log = run / "participants" / "10.0.0.1.log"
+        end = time.monotonic() + 120
+        while time.monotonic() < end and (not log.exists() or log.read_text().count("rtt") < 5):
+            time.sleep(0.2)
+        steps = subprocess.run(["squeue", "--steps", "-h", "-o", "%i %j"], capture_output=True,
+                               text=True, check=True).stdout.split("\n")
+        (step,) = [line.split()[0] for line in steps if line.endswith(" tansiv-relays")]
+        subprocess.run(["scancel", step], check=True)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rec = record(run)
+    assert rec["status"] == "participant-failure"
+    assert all(p["state"] == "failed" and f"node {p['node']}" in p["detail"]
+               for p in rec["participants"]), rec["participants"]
+    assert rec["simulated_s"] < 30  # ended when the last participant was lost
+    assert "failed: node n" in err
+    deadline = time.monotonic() + 10
+    while leftovers(run) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not leftovers(run)
+
+
 def relay_pid(run: Path, node: str) -> int:
     """The relay of node (its SLURMD_NODENAME) of this run."""
     plan = str((run / "nodes" / "plan.json").resolve())
