@@ -66,6 +66,8 @@ def write_config(tmp_path, text):
      "sweeps.a.bandwidth: '0bps': a link needs a bandwidth > 0"),
     ("sweeps:\n  a: {modes: [process], workload: ping, n: [1]}\n",
      "sweeps.a.n: the ping workload needs n >= 2"),
+    ("sweeps:\n  a: {modes: [tansiv], workload: ping, nodes: [0]}\n",
+     "0 is less than the minimum of 1"),
     ("workloads:\n  w:\n    image: nope\n    roles: {a: {command: 'true', main: true}}\n"
      "sweeps:\n  a: {modes: [tansiv], workload: w}\n", "workloads.w.image: no image 'nope'"),
 ])
