@@ -2,6 +2,7 @@
 firmly, and their ends described in words."""
 
 import ctypes
+import os
 import signal
 import subprocess
 import time
@@ -14,6 +15,16 @@ def die_with_parent() -> None:
     """For Popen's preexec_fn (runs between fork and exec): SIGTERM when tansiv dies, so that
     no participant, VM or router outlives the run."""
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_logged(argv, log_path, env: dict) -> subprocess.Popen:
+    """argv with env added to the environment, its output (both streams) into log_path,
+    dying with tansiv."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
+                                env=dict(os.environ, **env))
 
 
 def stop(proc: subprocess.Popen, grace_s: float) -> None:

@@ -114,6 +114,8 @@ int hub_queue(struct tsv_hub *hub, struct client *c, uint16_t type, uint64_t tim
               uint32_t dst, const uint8_t *payload, uint32_t len);
 int hub_flush(struct tsv_hub *hub, struct client *c);
 void hub_describe(struct client *c);
+/* Room for extra more bytes after b->len (compacting pending bytes to the front first). */
+void hub_buf_reserve(struct buf *b, size_t extra);
 uint64_t hub_now(void);
 /* A SEND of client c (direct, or a member through its relay). */
 void hub_on_send(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,

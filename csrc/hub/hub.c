@@ -153,7 +153,7 @@ static void slot_free(struct tsv_hub *hub, struct slot *s)
 
 /* ---- buffers and connections -------------------------------------------------------------- */
 
-static void buf_reserve(struct buf *b, size_t extra)
+void hub_buf_reserve(struct buf *b, size_t extra)
 {
     if (b->off > 0 && b->off == b->len)
         b->off = b->len = 0;
@@ -271,7 +271,7 @@ int hub_queue(struct tsv_hub *hub, struct client *c, uint16_t type, uint64_t tim
                  waiting, (unsigned long long)hub->out_bytes_max);
         return -1;
     }
-    buf_reserve(&c->out, TSV_HEADER_SIZE + len);
+    hub_buf_reserve(&c->out, TSV_HEADER_SIZE + len);
     c->out.len += tsv_frame_put(c->out.data + c->out.len, type, time, src, dst, payload, len);
     return 0;
 }
@@ -434,7 +434,7 @@ static void on_readable(struct tsv_hub *hub, struct client *c)
             hub_fail(hub, c, "sent more than a HELLO before its HELLO");
             return;
         }
-        buf_reserve(&c->in, room);
+        hub_buf_reserve(&c->in, room);
         ssize_t n = recv(c->fd, c->in.data + c->in.len, room, MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR)

@@ -47,16 +47,7 @@ static int fail(struct tsv_relay *r, const char *fmt, ...)
 static void put(struct buf *b, uint16_t type, uint16_t flags, uint64_t time, uint32_t src,
                 uint32_t dst, const void *payload, uint32_t len)
 {
-    size_t need = b->len + TSV_HEADER_SIZE + len;
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap : 65536;
-        while (cap < need)
-            cap *= 2;
-        b->data = realloc(b->data, cap);
-        if (!b->data)
-            abort();
-        b->cap = cap;
-    }
+    hub_buf_reserve(b, TSV_HEADER_SIZE + len);
     size_t n = tsv_frame_put(b->data + b->len, type, time, src, dst, payload, len);
     memcpy(b->data + b->len + offsetof(struct tsv_header, flags), &flags, sizeof(flags));
     b->len += n;
@@ -65,7 +56,7 @@ static void put(struct buf *b, uint16_t type, uint16_t flags, uint64_t time, uin
 static int send_out(struct tsv_relay *r)
 {
     int rc = tsv_write_all(r->fd, r->out.data, r->out.len);
-    r->out.len = 0;
+    r->out.off = r->out.len = 0;
     return rc ? fail(r, "writing to the coordinator: %s", strerror(errno)) : 0;
 }
 
@@ -196,19 +187,7 @@ int tsv_relay_serve(struct tsv_relay *r, int timeout_ms)
             if (rc)
                 return rc;
         }
-        if (r->in.off == r->in.len)
-            r->in.off = r->in.len = 0;
-        else if (r->in.off > 0) {
-            memmove(r->in.data, r->in.data + r->in.off, r->in.len - r->in.off);
-            r->in.len -= r->in.off;
-            r->in.off = 0;
-        }
-        if (r->in.cap - r->in.len < 65536 + TSV_HEADER_SIZE) {
-            r->in.cap = r->in.len + 2 * (65536 + TSV_HEADER_SIZE);
-            r->in.data = realloc(r->in.data, r->in.cap);
-            if (!r->in.data)
-                abort();
-        }
+        hub_buf_reserve(&r->in, TSV_HEADER_SIZE + TSV_MAX_PAYLOAD);
         struct pollfd p = {.fd = r->fd, .events = POLLIN};
         int n = poll(&p, 1, timeout_ms);
         if (n < 0 && errno != EINTR)

@@ -84,12 +84,7 @@ class Participant:
 
     def start(self, argv, env=None) -> None:
         """Starts argv with env added to the environment, its output into its log."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT,
-                                         preexec_fn=procs.die_with_parent,
-                                         env=dict(os.environ, **(env or {})))
+        self.proc = procs.start_logged(argv, self.log_path, env or {})
 
     def exit_code(self, wait_s: float = 0.0):
         return procs.exit_code(self.proc, wait_s)

@@ -25,12 +25,9 @@ SERVE_SLICE_MS = 250
 
 
 def start(member: dict, socket: str) -> subprocess.Popen:
-    Path(member["log"]).parent.mkdir(parents=True, exist_ok=True)
-    with open(member["log"], "wb") as out:
-        return subprocess.Popen([member["argv"][0], socket, *member["argv"][1:]],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                preexec_fn=procs.die_with_parent,
-                                env=dict(os.environ, **member["env"], TANSIV_SOCKET=socket))
+    """A participant as the coordinator would start it, the relay's socket for its hub."""
+    return procs.start_logged([member["argv"][0], socket, *member["argv"][1:]],
+                              Path(member["log"]), {**member["env"], "TANSIV_SOCKET": socket})
 
 
 def connect(hub: Hub, started: dict, timeout_s: float) -> None:
