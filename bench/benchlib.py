@@ -15,12 +15,12 @@ from tansiv.run.deployment import Actor
 from tansiv.run.record import RunRecord
 
 
-def run(workdir: Path, actors, latency_s: float, *options, env=None, prefix=()) -> RunRecord:
-    """Runs actors (one per host h1..hN of a cluster whose routes have latency_s, 125 MB/s)
+def run(workdir: Path, actors, latency_ns: int, *options, env=None, prefix=()) -> RunRecord:
+    """Runs actors (one per host h1..hN of a cluster whose routes have latency_ns, 125 MB/s)
     in workdir, with env added to the environment, the command after prefix (salloc...);
     exits with tansiv's message if the run fails."""
     workdir.mkdir(exist_ok=True)
-    plat = topology.write(workdir / "platform.xml", "cluster", len(actors), latency_s, 125e6)
+    plat = topology.write(workdir / "platform.xml", "cluster", len(actors), latency_ns, 125e6)
     dep = deployment.write(workdir / "deployment.xml", actors)
     r = subprocess.run([*prefix, sys.executable, "-m", "tansiv.cli", "run", plat, dep, "--out",
                         workdir / "run", "--quiet", "--log-level", "warning", *map(str, options)],

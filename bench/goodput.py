@@ -37,13 +37,13 @@ def ceiling_bps(bandwidth_Bps: float) -> float:
     return bandwidth_Bps * 8 * MSS / ethernet_wire_size(FULL_FRAME)
 
 
-def run(workdir: Path, mode: str, kind: str, latency_s: float, bandwidth_Bps: float,
+def run(workdir: Path, mode: str, kind: str, latency_ns: int, bandwidth_Bps: float,
         seconds: int, cfg) -> Path:
     """One iperf3 run; returns its run folder (exits with tansiv's message if it fails)."""
     workdir.mkdir(parents=True)
     client, server = topology.pairs(kind, 2)[0]
     addr = {h: topology.address(k) for k, h in enumerate(topology.hosts(2))}
-    plat = topology.write(workdir / "platform.xml", kind, 2, latency_s, bandwidth_Bps)
+    plat = topology.write(workdir / "platform.xml", kind, 2, latency_ns, bandwidth_Bps)
     dep = deployment.write(workdir / "deployment.xml", [
         Actor(client, addr[client], "tansiv-vm",
               ["--cmd", f"sleep 1; iperf3 -c {addr[server]} -t {seconds} -f m"]),
@@ -82,7 +82,7 @@ def main() -> None:
     ap.add_argument("--netem", action="store_true", help="also run the netem baseline")
     ap.add_argument("--cfg", nargs="*", default=[], help="SimGrid options for tansiv run")
     args = ap.parse_args()
-    latency = units.duration(args.latency)
+    latency = units.step_ns(args.latency)
     print(f"iperf3 -t {args.seconds}, {args.topology}, route latency {args.latency}"
           + (f", --cfg {' '.join(args.cfg)}" if args.cfg else ""))
     with tempfile.TemporaryDirectory(prefix="tansiv-goodput-") as tmp:

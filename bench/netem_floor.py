@@ -52,7 +52,7 @@ def direct(d: Path, ping: str, env: dict) -> list:
 
 def router(d: Path, ping: str, env: dict) -> list:
     # Two hosts on a star with no latency: netem delays nothing, the router still forwards.
-    plat = topology.write(d / "platform.xml", "star", 2, 0.0, 125e6)
+    plat = topology.write(d / "platform.xml", "star", 2, 0, 125e6)
     dep = deployment.write(d / "deployment.xml", [actor(0, "tansiv-vm", "--cmd", ping),
                                                    actor(1, "tansiv-vm", "--cmd", "sleep 600")])
     r = subprocess.run([sys.executable, "-m", "tansiv.cli", "netem", plat, dep, "--out",

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from benchlib import Table, actor, run
 
-from tansiv.cli import seconds
+from tansiv.cli import step_ns
 from tansiv.experiments.workloads.base import Workload
 
 BOOT_S = Workload.boot_s
@@ -76,13 +76,13 @@ def measure(workdir: Path, n: int, args, transport: str, warp: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vms", type=int, nargs="+", default=[2])
-    ap.add_argument("--latency", type=seconds, default=seconds("1ms"))
+    ap.add_argument("--latency", type=step_ns, default=step_ns("1ms"))
     ap.add_argument("--idle", type=float, default=20.0, help="idle simulated s after boot")
     ap.add_argument("--transport", nargs="+", default=["shm", "socket"],
                     choices=["shm", "socket"])
     ap.add_argument("--warp", nargs="+", default=["on"], choices=["on", "off"])
     args = ap.parse_args()
-    print(f"idle VMs, lookahead {args.latency * 1e3:g} ms, {args.idle:g} s idle; medians of "
+    print(f"idle VMs, lookahead {args.latency / 1e6:g} ms, {args.idle:g} s idle; medians of "
           "the idle rounds, µs per round (instructions: per round)")
     table = Table(("VMs", 4), ("transport", 9), ("warp", 5), ("rounds", 7), ("round", 7),
                   ("qemu", 7), ("instr.", 8), ("report", 7), ("lag", 7), ("release", 8),

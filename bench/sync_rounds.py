@@ -35,18 +35,19 @@ from pathlib import Path
 from benchlib import Table, actor, floor_us, run
 
 from tansiv import paths
-from tansiv.cli import seconds
+from tansiv.cli import step_ns
 from tansiv.experiments.topology import address
 
 
-def idle_run(n: int, lookahead: float, duration: float, transport: str, workdir: Path,
+def idle_run(n: int, lookahead_ns: int, duration_ns: int, transport: str, workdir: Path,
              nodes: int = 1):
     idle = str(paths.libexecdir() / "tests" / "idle")
-    actors = [actor(k, idle, "-n", address(k), "--", str(int(duration * 1e6))) for k in range(n)]
+    actors = [actor(k, idle, "-n", address(k), "--", str(duration_ns // 1000))
+              for k in range(n)]
     spread = (["--launcher", "slurm"], ["salloc", f"-N{nodes}", "--quiet"]) if nodes > 1 \
         else ([], [])
     # Routes of 100 us; the lookahead is forced.
-    return run(workdir, actors, 100e-6, "--force", lookahead, "--transport", transport,
+    return run(workdir, actors, 100_000, "--force", f"{lookahead_ns}ns", "--transport", transport,
                *spread[0], prefix=spread[1])
 
 
@@ -71,8 +72,8 @@ def local_cluster(nodes: int):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--participants", type=int, nargs="+", default=[2, 8, 32, 64])
-    ap.add_argument("--lookahead", type=seconds, default=seconds("100us"))
-    ap.add_argument("--duration", type=seconds, default=0.2, help="simulated seconds")
+    ap.add_argument("--lookahead", type=step_ns, default=step_ns("100us"))
+    ap.add_argument("--duration", type=step_ns, default=step_ns("0.2"), help="simulated")
     ap.add_argument("--transport", nargs="+", default=["shm", "socket"],
                     choices=["shm", "socket"])
     ap.add_argument("--nodes", type=int, nargs="+", default=[1],
@@ -81,8 +82,9 @@ def main() -> None:
                     help="start a SLURM cluster of max(--nodes) slurmd on this machine")
     args = ap.parse_args()
 
-    slice_us = args.lookahead * 1e6
-    print(f"idle participants, lookahead {slice_us:g} us, {args.duration:g} s simulated each")
+    slice_us = args.lookahead / 1e3
+    print(f"idle participants, lookahead {slice_us:g} us, {args.duration / 1e9:g} s simulated "
+          "each")
     table = Table(("N", 4), ("nodes", 5), ("transport", 9), ("us/round", 9), ("overhead", 9),
                   ("floor", 7), ("x floor", 8), ("hub", 7), ("(cpu)", 7), ("wait", 8),
                   ("python", 7), ("simgrid", 8))
@@ -96,7 +98,7 @@ def main() -> None:
                                     Path(tempfile.mkdtemp(dir=tmp)), nodes)
                     split = {k: f"{v / info.rounds / 1e3:.1f}"
                              for k, v in info.time_split_ns.items()}
-                    per_round = info.wall_s / info.rounds * 1e6
+                    per_round = info.sync_wall_s / info.rounds * 1e6
                     overhead = per_round - slice_us
                     table.row(n, nodes, transport, f"{per_round:.1f}", f"{overhead:.1f}",
                               f"{floor:.1f}", f"{overhead / floor:.2f}", split["hub_busy"],

@@ -22,39 +22,41 @@ from pathlib import Path
 
 from benchlib import Table, actor, run
 
-from tansiv.cli import seconds
+from tansiv import units
+from tansiv.cli import step_ns
 from tansiv.experiments import metrics
 from tansiv.experiments.topology import address
 from tansiv.experiments.workloads.base import Workload
 
 
 def mesh(workdir: Path, n: int, args, transport: str):
-    turn = ((n - 1) * (args.count + 1) + 2) * max(args.interval, 4 * args.latency)
+    # One VM's turn of pings, in simulated s.
+    turn = units.to_seconds(((n - 1) * (args.count + 1) + 2) * max(args.interval, 4 * args.latency))
     actors = []
     for k in range(n):
         others = " ".join(address(j) for j in range(n) if j != k)
         # Up until the end: a VM that powers off is a peer lost for the others' turns.
-        cmd = (f"sleep {k * turn:.6f}; tping -c {args.count} -i {args.interval * 1e3:g} -w 1 "
+        cmd = (f"sleep {k * turn:.6f}; tping -c {args.count} -i {args.interval / 1e6:g} -w 1 "
                f"{others}; sleep {(n - k) * turn + 2:.6f}")
         actors.append(actor(k, "tansiv-vm", "--cmd", cmd))
-    until = Workload.boot_s + n * turn + 1
+    until_ns = units.to_ns(Workload.boot_s + n * turn + 1)
     record = run(workdir, actors, args.latency, "--transport", transport,
-                 "--until", f"{until:.3f}", "--end-grace", "3")
+                 "--until", f"{until_ns}ns", "--end-grace", "3")
     return workdir / "run", record
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vms", type=int, nargs="+", default=[2, 16])
-    ap.add_argument("--latency", type=seconds, default=seconds("1ms"))
+    ap.add_argument("--latency", type=step_ns, default=step_ns("1ms"))
     ap.add_argument("--count", type=int, default=5)
-    ap.add_argument("--interval", type=seconds, default=seconds("10ms"))
+    ap.add_argument("--interval", type=step_ns, default=step_ns("10ms"))
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--transport", nargs="+", default=["shm", "socket"],
                     choices=["shm", "socket"])
     args = ap.parse_args()
-    print(f"full-mesh ping, routes of {args.latency * 1e3:g} ms, {args.count} pings per pair "
-          f"{args.interval * 1e3:g} ms apart")
+    print(f"full-mesh ping, routes of {args.latency / 1e6:g} ms, {args.count} pings per pair "
+          f"{args.interval / 1e6:g} ms apart")
     table = Table(("VMs", 4), ("transport", 9), ("run", 4), ("pairs", 6), ("excess us", 10),
                   ("spread us", 10), ("wall s", 8), ("sim/wall", 9), ("identical", 10))
     with tempfile.TemporaryDirectory(prefix="tansiv-bench-") as tmp:
@@ -71,8 +73,8 @@ def main() -> None:
                     first = first or got
                     table.row(n, transport, k + 1, len(matrix),
                               f"{statistics.median(excess):.1f}",
-                              f"{max(excess) - min(excess):.1f}", f"{record.wall_s:.1f}",
-                              f"{record.simulated_s / record.wall_s:.3f}",
+                              f"{max(excess) - min(excess):.1f}", f"{record.sync_wall_s:.1f}",
+                              f"{record.simulated_s_per_wall_s:.3f}",
                               "-" if got is first else ("yes" if got == first else "NO"))
     print("(excess: the median over pairs of each pair's median RTT less the model; spread: "
           "max - min of those; identical: packets.jsonl and guest RTTs equal to the first run's of "

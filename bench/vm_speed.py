@@ -21,7 +21,8 @@ from pathlib import Path
 
 from benchlib import Table, actor, floor_us, run
 
-from tansiv.cli import seconds
+from tansiv import units
+from tansiv.cli import step_ns
 
 
 def idle_vms(n, latency, idle_s, transport, workdir: Path):
@@ -33,13 +34,13 @@ def idle_vms(n, latency, idle_s, transport, workdir: Path):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vms", type=int, nargs="+", default=[2, 4])
-    ap.add_argument("--latency", type=seconds, default=seconds("1ms"))
+    ap.add_argument("--latency", type=step_ns, default=step_ns("1ms"))
     ap.add_argument("--short", type=float, default=2.0, help="idle simulated s, short run")
     ap.add_argument("--long", type=float, default=62.0, help="idle simulated s, long run")
     ap.add_argument("--transport", nargs="+", default=["shm", "socket"],
                     choices=["shm", "socket"])
     args = ap.parse_args()
-    print(f"idle VMs, route latency (lookahead) {args.latency * 1e3:g} ms; idle "
+    print(f"idle VMs, route latency (lookahead) {args.latency / 1e6:g} ms; idle "
           f"{args.short:g} s and {args.long:g} s after boot")
     table = Table(("VMs", 4), ("transport", 9), ("simulated s", 12), ("wall s", 8),
                   ("wall/sim", 9), ("idle wall/sim", 14), ("rounds", 7), ("us/round", 9),
@@ -50,10 +51,12 @@ def main() -> None:
             for transport in args.transport:
                 short = idle_vms(n, args.latency, args.short, transport, Path(tmp))
                 long = idle_vms(n, args.latency, args.long, transport, Path(tmp))
-                idle = (long.wall_s - short.wall_s) / (long.simulated_s - short.simulated_s)
-                us_round = (long.wall_s - short.wall_s) / (long.rounds - short.rounds) * 1e6
-                table.row(n, transport, f"{long.simulated_s:.2f}", f"{long.wall_s:.2f}",
-                          f"{long.wall_s / long.simulated_s:.3f}", f"{idle:.3f}", long.rounds,
+                wall = long.sync_wall_s - short.sync_wall_s
+                sim = units.to_seconds(long.simulated_ns - short.simulated_ns)
+                long_sim = units.to_seconds(long.simulated_ns)
+                us_round = wall / (long.rounds - short.rounds) * 1e6
+                table.row(n, transport, f"{long_sim:.2f}", f"{long.sync_wall_s:.2f}",
+                          f"{long.sync_wall_s / long_sim:.3f}", f"{wall / sim:.3f}", long.rounds,
                           f"{us_round:.1f}", f"{floor:.1f}", f"{us_round / floor:.2f}")
     print("(wall/sim: the whole long run, boot included; idle wall/sim and us/round: the "
           "difference between the two runs; floor: µs per round of the bare barrier of N "

@@ -1,4 +1,6 @@
-"""Command line: tansiv run | netem | alone | check | report | prepare. It parses, hands the
+"""Real programs and VMs over a network simulated by SimGrid.
+
+Commands: run | netem | none | check | report | prepare | image. This module parses, hands the
 work to the session (tansiv/run/session.py) and prints what came of it.
 
 Exit status: 0 success, 1 error (bad input, internal), 2 usage, 3 a participant crashed or
@@ -15,7 +17,6 @@ from pathlib import Path
 from . import __version__, units
 from .errors import InputError, TansivError
 
-EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def _argument(parse):
@@ -28,8 +29,8 @@ def _argument(parse):
     return typed
 
 
-seconds = _argument(units.duration)  # '0.001', '1ms', '250us'
-whole_ns = _argument(units.step)     # durations the simulation steps by: >= 1 ns
+wall_seconds = _argument(units.wall_seconds)  # wall-clock: '60', '500ms' -> s
+step_ns = _argument(units.step_ns)            # simulated: '0.001', '250us' -> ns, >= 1
 
 
 def byte_count(text: str) -> int:
@@ -50,8 +51,9 @@ def ring_size(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .run.coordinator import (END_GRACE_S, LAUNCHERS, ON_STALL, RING_SIZE, ROUND_BYTES,
-                                  STALL_S, TRANSPORTS)
+    from .run.choices import LAUNCHERS, ON_STALL, TRANSPORTS
+    from .run.coordinator import (CONNECT_TIMEOUT_S, END_GRACE_S, RING_SIZE, ROUND_BYTES,
+                                  STALL_S)
     from .vm.netem import WHERE
     ap = argparse.ArgumentParser(prog="tansiv", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"tansiv {__version__}")
@@ -67,12 +69,12 @@ def _parser() -> argparse.ArgumentParser:
                        choices=["debug", "info", "warning", "error"])
 
     def force(p):
-        p.add_argument("--force", type=whole_ns, metavar="SECONDS",
+        p.add_argument("--force", type=step_ns, dest="force_lookahead_ns", metavar="DURATION",
                        help="lookahead to use instead of the smallest route latency")
 
     def uncoupled(p, main_help):
         p.add_argument("--out", type=Path, required=True, metavar="DIR")
-        p.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+        p.add_argument("--timeout", type=wall_seconds, default=600.0, metavar="DURATION",
                        help="wall time after which the VMs are stopped (default 600)")
         p.add_argument("--main", action="append", default=[], metavar="ADDRESS",
                        help=main_help)
@@ -86,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
                           "participants must give the run's secret, TANSIV_SECRET)")
     run.add_argument("--out", type=Path, metavar="DIR",
                      help="the run's folder (default: ./tansiv-run-DATE-TIME)")
-    run.add_argument("--until", type=whole_ns, metavar="SECONDS",
+    run.add_argument("--until", type=step_ns, dest="until_ns", metavar="DURATION",
                      help="end the simulation at this simulated time")
     run.add_argument("--main", action="append", default=[], metavar="ADDRESS",
                      help="end the simulation when this participant ends (repeatable); "
@@ -95,15 +97,18 @@ def _parser() -> argparse.ArgumentParser:
                      help="bytes added to every packet's size in the simulation (default: 0 "
                           "for processes; for VMs, Ethernet framing: frames padded to 60 "
                           "bytes, plus 24 of FCS, preamble and inter-frame gap)")
-    run.add_argument("--connect-timeout", type=float, default=60.0, metavar="SECONDS",
-                     help="how long participants may take to connect (default 60)")
-    run.add_argument("--end-grace", type=float, default=END_GRACE_S, metavar="SECONDS",
+    run.add_argument("--connect-timeout", type=wall_seconds, default=CONNECT_TIMEOUT_S,
+                     dest="connect_timeout_s", metavar="DURATION",
+                     help="how long participants may take to connect (default "
+                          f"{CONNECT_TIMEOUT_S:g})")
+    run.add_argument("--end-grace", type=wall_seconds, default=END_GRACE_S, dest="end_grace_s",
+                     metavar="DURATION",
                      help="how long programs may run on after the simulation ended before "
                           f"they are terminated (default {END_GRACE_S:g})")
     run.add_argument("--pcap", action="store_true",
                      help="write what each participant sent and received, in simulated time, "
                           "as pcap files in the run's folder (pcap/ADDRESS.pcap)")
-    run.add_argument("--transport", choices=TRANSPORTS, default="shm",
+    run.add_argument("--transport", choices=TRANSPORTS, default=TRANSPORTS[0],
                      help="how local participants speak to the coordinator: shared-memory "
                           "channels (default) or their sockets (participants over TCP always "
                           "use theirs)")
@@ -114,13 +119,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--round-bytes", type=byte_count, default=ROUND_BYTES, metavar="SIZE",
                      help="payload bytes a participant may send in one round; one that sends "
                           f"more is removed (default {ROUND_BYTES >> 20}MiB)")
-    run.add_argument("--stall-timeout", type=seconds, default=STALL_S, metavar="SECONDS",
+    run.add_argument("--stall-timeout", type=wall_seconds, default=STALL_S, dest="stall_s",
+                     metavar="DURATION",
                      help="wall time a round may wait for a participant, plus ten times the "
                           f"lookahead, before it is said stalled (default {STALL_S:g})")
-    run.add_argument("--on-stall", choices=ON_STALL, default="fail",
+    run.add_argument("--on-stall", choices=ON_STALL, default=ON_STALL[0],
                      help="what a stalled participant does to the run: fail it (default), or "
                           "be removed while the others go on")
-    run.add_argument("--launcher", choices=LAUNCHERS, default="local",
+    run.add_argument("--launcher", choices=LAUNCHERS, default=LAUNCHERS[0],
                      help="where participants run: on this machine (default), or on the nodes "
                           "of the SLURM allocation the command runs in (salloc/sbatch -N K), "
                           "started with srun, one relay per node")
@@ -141,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="where the bridge is: a network namespace of this host (needs root "
                            "and sch_netem), a router VM, or auto: the namespace if possible")
 
-    alone = sub.add_parser("alone", help="mode none: a deployment's VMs each alone, uncoupled "
+    alone = sub.add_parser("none", help="mode none: a deployment's VMs each alone, uncoupled "
                            "(the reference for what guests observe under tansiv)")
     inputs(alone)
     uncoupled(alone, "run only this VM (repeatable; default: every VM)")
@@ -201,13 +207,13 @@ def cmd_check(args) -> int:
     for a in actors:
         print(f"{a.address:15} on {a.host}: {a.program} {' '.join(a.args)}")
     for r in inputs.routes:
-        print(f"{r.src:15} -> {r.dst:15} latency {r.latency_s * 1e6:10.3f} us  "
+        print(f"{r.src:15} -> {r.dst:15} latency {r.latency_ns / 1e3:10.3f} us  "
               f"bandwidth {r.bandwidth_Bps / 1e6:10.3f} MB/s  ({len(r.links)} links)")
     if lookahead is None:
         print("lookahead: undefined (one participant)")
     else:
         print(f"lookahead: {lookahead} ns ({route.src_host} -> {route.dst_host})")
-        if lookahead == 0 and args.force is None:
+        if lookahead == 0 and args.force_lookahead_ns is None:
             raise InputError(f"zero lookahead: the route {route.src_host} -> {route.dst_host} "
                              "has no latency", args.platform)
     return 0
@@ -232,7 +238,7 @@ def _summary(record, rundir) -> None:
     if record.status == "error":
         print(f"tansiv: error: {record.error} (logs in {rundir})", file=sys.stderr)
     for p in record.participants:
-        if p.state in ("crashed", "failed"):
+        if p.broke:
             print(f"tansiv: participant {p.name} {p.state}: {p.detail} (see {p.log})",
                   file=sys.stderr)
 
@@ -240,19 +246,13 @@ def _summary(record, rundir) -> None:
 def cmd_run(args) -> int:
     from .run import session
     from .run.coordinator import Options
-    opts = Options(force_lookahead_ns=_ns(args.force), until_ns=_ns(args.until),
-                   overhead=args.overhead, connect_timeout_s=args.connect_timeout,
-                   end_grace_s=args.end_grace, echo=not args.quiet, pcap=args.pcap,
-                   transport=args.transport, ring_size=args.ring_size,
-                   stall_s=args.stall_timeout, on_stall=args.on_stall,
-                   round_bytes=args.round_bytes, launcher=args.launcher,
-                   placement=args.placement)
     inputs = _inputs(args)
     rundir = args.out or session.default_out()
-    r = session.run(inputs, rundir, opts, socket=args.socket, main=args.main)
+    r = session.run(inputs, rundir, Options.from_args(args))
     if r.status != "error":
         print(f"tansiv: {r.status}: {len(r.participants)} participants, simulated "
-              f"{r.simulated_s:.6f} s in {r.wall_s:.2f} s of wall time, {r.rounds} rounds, "
+              f"{units.to_seconds(r.simulated_ns):.6f} s in {r.sync_wall_s:.2f} s of wall "
+              f"time, {r.rounds} rounds, "
               f"{r.packets_delivered} packets delivered; results in {rundir}", file=sys.stderr)
     _summary(r, rundir)
     if args.report and r.status != "error":
@@ -269,11 +269,11 @@ def cmd_netem(args) -> int:
     return r.exit_status
 
 
-def cmd_alone(args) -> int:
+def cmd_none(args) -> int:
     from .run import session
-    r = session.alone(_inputs(args), args.out, args.timeout, args.main)
+    r = session.none(_inputs(args), args.out, args.timeout, args.main)
     _summary(r, args.out)
-    print(f"tansiv alone: {r.status}; results in {args.out}", file=sys.stderr)
+    print(f"tansiv none: {r.status}; results in {args.out}", file=sys.stderr)
     return r.exit_status
 
 
@@ -307,24 +307,21 @@ def cmd_prepare(args) -> int:
     return 0
 
 
-def _ns(seconds_or_none):
-    return None if seconds_or_none is None else round(seconds_or_none * 1e9)
-
-
 def main(argv=None) -> int:
-    from .run.session import raise_terminated
+    from .run.record import EXIT_STATUS
+    from .run.session import Terminated, raise_terminated
     signal.signal(signal.SIGTERM, raise_terminated)
     args = _parser().parse_args(argv)
     _setup_logging(getattr(args, "log_level", "info"))
     try:
         return {"run": cmd_run, "check": cmd_check, "prepare": cmd_prepare,
-                "report": cmd_report, "netem": cmd_netem, "alone": cmd_alone,
+                "report": cmd_report, "netem": cmd_netem, "none": cmd_none,
                 "image": cmd_image}[args.command](args)
     except TansivError as e:
         print(f"tansiv: error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return EXIT_STATUS["error"]
+    except KeyboardInterrupt as e:  # outside a session too: the statuses a run's record has
+        return EXIT_STATUS["terminated" if isinstance(e, Terminated) else "interrupted"]
 
 
 if __name__ == "__main__":

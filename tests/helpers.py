@@ -24,7 +24,7 @@ TANSIV = [sys.executable, "-m", "tansiv.cli"]
 
 def two_hosts(path: Path, latency: str, bandwidth: str = "125MBps") -> Path:
     """A platform of two hosts, h1 and h2, whose route has this latency and bandwidth."""
-    return topology.write(path, "star", 2, units.duration(latency), units.bandwidth(bandwidth))
+    return topology.write(path, "star", 2, units.duration_ns(latency), units.bandwidth(bandwidth))
 
 
 def actor(host, address, program, *args) -> Actor:

@@ -19,6 +19,7 @@ import slurm_cluster
 from helpers import REPO, actor, table, tansiv
 from tansiv.experiments import topology
 from tansiv.experiments.workloads.base import Workload
+from tansiv import units
 from tansiv.errors import InputError
 from tansiv.run import deployment, slurm
 from tansiv.vm import build
@@ -128,7 +129,7 @@ def mesh(tmp: Path, n: int = 4, latency_s: float = 0.002):
                f"sleep {(n - k) * turn + 2:.6f}")
         actors.append(actor(topology.hosts(k + 1)[-1], topology.address(k), "tansiv-vm",
                             "--cmd", cmd))
-    plat = topology.write(tmp / "platform.xml", "cluster", n, latency_s, 125e6)
+    plat = topology.write(tmp / "platform.xml", "cluster", n, units.to_ns(latency_s), 125e6)
     dep = deployment.write(tmp / "deployment.xml", actors)
     until = Workload.boot_s + n * turn + 1
     return plat, dep, ["--quiet", "--until", f"{until:.3f}", "--end-grace", "3"]
@@ -161,7 +162,7 @@ def test_vm_mesh_across_three_nodes_gives_the_same_guest_output(cluster, tmp_pat
 
 def pingpong(tmp: Path, rounds: int, size: int = 1000):
     """Two pairs: 10.0.0.1 pings 10.0.0.2, 10.0.0.3 pings 10.0.0.4."""
-    plat = topology.write(tmp / "platform.xml", "cluster", 4, 0.0005, 125e6)
+    plat = topology.write(tmp / "platform.xml", "cluster", 4, 500_000, 125e6)
     hosts = topology.hosts(4)
     actors = []
     for k in (0, 2):
@@ -261,7 +262,7 @@ def test_a_cancelled_step_fails_its_participants_and_ends_the_run(cluster, tmp_p
     assert rec["status"] == "participant-failure"
     assert all(p["state"] == "failed" and f"node {p['node']}" in p["detail"]
                for p in rec["participants"]), rec["participants"]
-    assert rec["simulated_s"] < 30  # ended when the last participant was lost
+    assert rec["simulated_ns"] < 30e9  # ended when the last participant was lost
     assert "failed: node n" in err
     deadline = time.monotonic() + 10
     while leftovers(run) and time.monotonic() < deadline:

@@ -111,9 +111,9 @@ def test_lookahead_is_the_smallest_route_latency(tmp_path):
                    actor("c1", "10.3.0.1", "pingpong"))
     result = check_json(ZONES, d)
     assert result["lookahead_ns"] == 50_000  # a1 <-> a2: 20 + 30 us
-    lat = {(r["src"], r["dst"]): r["latency_s"] for r in result["routes"]}
-    assert lat[("10.1.0.1", "10.3.0.1")] == pytest.approx(6.06e-3)
-    assert lat[("10.1.0.2", "10.3.0.1")] == pytest.approx(6.07e-3)
+    lat = {(r["src"], r["dst"]): r["latency_ns"] for r in result["routes"]}
+    assert lat[("10.1.0.1", "10.3.0.1")] == 6_060_000
+    assert lat[("10.1.0.2", "10.3.0.1")] == 6_070_000
 
     d2 = deployment(tmp_path / "d2.xml",
                     actor("b1", "10.2.0.1", "pingpong"), actor("c1", "10.3.0.1", "pingpong"))
@@ -138,6 +138,51 @@ def test_forced_lookahead_is_used(tmp_path):
     r, info = run(CLUSTER, EXAMPLES / "pingpong" / "deployment.xml", out, "--force", "100us")
     assert info["lookahead_ns"] == 100_000
     check_deliveries(out, 500_000, 125e6)
+
+
+def test_durations_are_ns_from_the_command_line_to_the_record(tmp_path):
+    """What is written is what runs, to the ns (no float seconds on the way), and the
+    record's options are Options' fields, one each."""
+    from dataclasses import fields
+
+    from tansiv.run.coordinator import Options
+    out = tmp_path / "run"
+    r, info = run(CLUSTER, EXAMPLES / "pingpong" / "deployment.xml", out, "--force",
+                  "0.000100001", "--until", "0.300000007")
+    assert info["lookahead_ns"] == 100_001
+    assert info["options"]["force_lookahead_ns"] == 100_001
+    assert info["options"]["until_ns"] == 300_000_007
+    assert set(info["options"]) == {f.name for f in fields(Options)} | {"cfg"}
+    assert isinstance(info["simulated_ns"], int)
+
+
+def test_sigterm_before_any_run_exits_143(tmp_path):
+    """SIGTERM while the inputs are still being read (no session yet) ends tansiv as it ends
+    a run: 143, not SIGINT's 130."""
+    import signal
+    import subprocess
+    import time
+    fifo = tmp_path / "deployment.xml"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([sys.executable, "-m", "tansiv.cli", "run", CLUSTER, fifo, "--out",
+                             tmp_path / "run"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # tansiv has opened the deployment once a writer can
+            try:
+                writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.05)
+        time.sleep(0.2)  # now blocked reading it
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 143, proc.stderr.read()
+        os.close(writer)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (tmp_path / "run").exists()  # no run had started
 
 
 def test_too_large_a_forced_lookahead_is_reported(tmp_path):
@@ -195,7 +240,7 @@ def test_until_ends_the_simulation(tmp_path):
                    pingpong("a2", "10.1.0.2", "server", "10.1.0.1", 100))
     out = tmp_path / "run"
     r, info = run(ZONES, d, out, "--until", "20ms", "--end-grace", "0.5")
-    assert info["simulated_s"] == pytest.approx(0.020)
+    assert info["simulated_ns"] == 20_000_000
     server = next(p for p in info["participants"] if p["name"] == "10.1.0.2")
     assert server["state"] == "ended" and "terminated" in server["detail"]
 

@@ -32,7 +32,7 @@ def vm_env():
 @pytest.mark.parametrize("bandwidth", sorted(FLOOR))
 def test_iperf3_goodput_against_the_ethernet_ceiling(vm_env, tmp_path, bandwidth):
     bw = units.bandwidth(bandwidth)
-    platform = topology.write(tmp_path / "platform.xml", "star", 2, 0.001, bw)
+    platform = topology.write(tmp_path / "platform.xml", "star", 2, 1_000_000, bw)
     dep = write_deployment(tmp_path / "deployment.xml",
                            vm("h1", "10.0.0.1", f"sleep 1; iperf3 -c 10.0.0.2 -t {SECONDS} -f m"),
                            vm("h2", "10.0.0.2", "iperf3 -s -1"))

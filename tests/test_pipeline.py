@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import REPO, table
+from helpers import REPO, median, table
 from tansiv.experiments import config as checked
 from tansiv.experiments import sweep
 
@@ -102,7 +102,8 @@ def test_tiny_sweep_tables(tiny):
     assert len(by_mode["tansiv"]) == 5 and len(by_mode["process"]) == 15
     # The bounds of the VM issue (guest processing, constant) and of process mode.
     assert all(0 < v < 200_000 for v in by_mode["tansiv"])
-    assert 0 <= sorted(by_mode["process"])[5] <= 50_000
+    # A process's own computation is simulated time: its RTTs exceed the model, by little.
+    assert 0 < median(by_mode["process"]) <= 50_000, by_mode["process"]
     gtod = table(results, "gettimeofday")
     assert {r["label"] for r in gtod} == {"gettimeofday", "vsg_gettimeofday"}
     speed = [r for r in table(results, "speed") if r["metric"] == "sim_per_wall"]
@@ -120,11 +121,19 @@ def test_tiny_sweep_tables(tiny):
 
 def test_tiny_sweep_figures_and_report(tiny, tmp_path):
     results, r = tiny
+    # The tiny sweep measures RTTs, speed and gettimeofday: those figures show its points;
+    # it has no full-mesh ping, probe or iperf3: those say what is missing.
+    measured = {"rtt_excess": 2 * 2, "speed": 5, "gettimeofday": 2}  # at least so many points
     for name in ("rtt_excess", "ping_matrix", "transparency", "goodput", "speed",
                  "gettimeofday"):
         for ext in ("png", "pdf"):
             f = results / "figures" / f"{name}.{ext}"
             assert f.exists() and f.stat().st_size > 1000, f
+        drawn = json.loads((results / "figures" / f"{name}.json").read_text())
+        if name in measured:
+            assert drawn["placeholders"] == 0 and drawn["points"] >= measured[name], (name, drawn)
+        else:
+            assert drawn["points"] == 0 and drawn["placeholders"] >= 1, (name, drawn)
     # One status line per experiment, with its key figure.
     lines = [l for l in r.stderr.splitlines() if l.startswith("experiment ")
              and ": ok, " in l]

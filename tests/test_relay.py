@@ -1,4 +1,4 @@
-"""Relays (csrc/hub/relay.c, link.c) in process, without SLURM: a coordinator's hub with a
+"""Relays (csrc/hub/relay.c, relayconn.c) in process, without SLURM: a coordinator's hub with a
 direct client and, over TCP, a relay serving two members on its own local hub. The relay's
 members are clients like the others for the coordinator; a round costs one GOTO and one answer
 per relay; a member's departure, a removal and a lost relay are each reported."""

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, TESTS_BIN, actor, read_jsonl, tansiv, two_hosts, vm, write_deployment
+from helpers import (REPO, TESTS_BIN, Peer, actor, read_jsonl, tansiv, two_hosts, vm,
+                     write_deployment)
+from tansiv import paths
 from tansiv.errors import TansivError
 from tansiv.experiments import metrics
 from tansiv.run.record import RunRecord
@@ -125,7 +127,7 @@ def test_probe_under_tansiv_sees_no_more_than_the_uncoupled_guest(prepared, tmp_
 
     # The same guest alone (mode none): same command line, no coordinator, a NIC leading
     # nowhere; the other VM is not started.
-    r = tansiv("alone", p, d, "--out", tmp_path / "alone", "--main", "10.0.0.1", timeout=300)
+    r = tansiv("none", p, d, "--out", tmp_path / "alone", "--main", "10.0.0.1", timeout=300)
     assert r.returncode == 0, r.stderr
     record = RunRecord.load(tmp_path / "alone")
     assert record.mode == "none" and [x.name for x in record.participants] == ["10.0.0.1"]
@@ -177,13 +179,39 @@ def wait_gone(pids, seconds=20):
 
 
 def test_coordinator_killed_ends_the_vms(prepared, tmp_path):
+    # Two ways end them, whichever comes first: SIGTERM from the kernel (PDEATHSIG of the
+    # participants tansiv starts) and tantap seeing the hub's socket close (tested alone
+    # below).
     proc, out, logs, qemus = start_idle_vms(tmp_path)
     proc.kill()
     proc.wait()
     assert wait_gone(qemus), "QEMU outlived its coordinator"
-    for log in logs:
-        text = log.read_text()
-        assert "lost the coordinator" in text or "terminating on signal" in text, text[-500:]
+
+
+def test_vm_stops_when_its_hub_goes_away(prepared, tmp_path):
+    """A VM whose coordinator is gone (its socket closed) stops by itself: here no signal can
+    stop it, its hub being a test's Peer and the VM in a session of its own."""
+    peer = Peer(tmp_path / "hub.sock")
+    log = tmp_path / "vm.log"
+    with open(log, "wb") as out:
+        qemu = subprocess.Popen(
+            [str(paths.bindir() / "tansiv-vm"), peer.path, "--cmd", "sleep 1000"], stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+            env=dict(os.environ, TANSIV_ADDRESS="10.0.0.1", TANSIV_PEERS="10.0.0.1"))
+    try:
+        peer.srv.settimeout(60)
+        peer.accept()
+        assert peer.hello()["src"] == "10.0.0.1"
+        slices = peer.serve(1_000_000, at_barrier=lambda _p, T, _s: T < 50_000_000)
+        assert len(slices) == 50  # it ran 50 ms of virtual time with the Peer as its hub
+        peer.close()
+        qemu.wait(timeout=30)
+    finally:
+        if qemu.poll() is None:
+            qemu.kill()
+            qemu.wait()
+    assert "tantap: lost the coordinator: stopping the VM" in log.read_text(), \
+        log.read_text()[-500:]
 
 
 def test_sigterm_ends_the_run_and_reports_it(prepared, tmp_path):
@@ -193,7 +221,7 @@ def test_sigterm_ends_the_run_and_reports_it(prepared, tmp_path):
     assert proc.returncode == 143, stderr
     assert wait_gone(qemus)
     info = json.loads((out / "run.json").read_text())
-    assert info["status"] == "terminated" and info["simulated_s"] > BOOT_S - 1
+    assert info["status"] == "terminated" and info["simulated_ns"] > (BOOT_S - 1) * 1e9
     for log in logs:
         assert "the simulation ended: stopping the VM" in log.read_text()
 

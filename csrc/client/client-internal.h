@@ -1,7 +1,7 @@
 /* Internals of the client library, shared by its modules:
  *   options.c          argv options of vsg_init
  *   session.c          the protocol (hello, synchronization at deadlines, sends, receive queue)
- *   link.c             its way to the hub: the socket, or a shared-memory channel
+ *   hubconn.c          its way to the hub: the socket, or a shared-memory channel
  *   backend_process.c  process time back end (CLOCK_MONOTONIC, POSIX timer + signal)
  *   api.c              the vsg_* functions
  */
@@ -59,8 +59,8 @@ struct tsv_backend {
 
 enum tsv_state { TSV_STATE_INIT, TSV_STATE_RUNNING, TSV_STATE_ENDED, TSV_STATE_STOPPED };
 
-/* The shared-memory channel, once the hub gave one (link.c). */
-struct tsv_link {
+/* The shared-memory channel, once the hub gave one (hubconn.c). */
+struct tsv_hubconn {
     int channel;                     /* 1: frames go through the rings, not the socket */
     struct tsv_shm_barrier *barrier;
     void *map;                       /* the two rings */
@@ -98,7 +98,7 @@ struct vsg_context {
     _Atomic int stop_asked; /* vsg_stop from a handler that interrupted that synchronization */
 
     struct tsv_trace trace; /* TANSIV_TRACE */
-    struct tsv_link link;
+    struct tsv_hubconn hubconn;
     uint8_t *scratch;       /* TSV_MAX_PAYLOAD bytes: the payload of the frame just read */
 
     /* Time base, written by the synchronization, read anywhere (session.c, set_time_base). */
@@ -138,18 +138,18 @@ void tsv_session_close(struct vsg_context *ctx);
  * (which holds the lock): it must not take the lock. Async-signal-safe. */
 int tsv_session_interrupting(struct vsg_context *ctx);
 
-/* link.c: under the lock. 0, or -1 after logging why (the coordinator is lost). */
+/* hubconn.c: under the lock. 0, or -1 after logging why (the coordinator is lost). */
 /* Says HELLO; returns the session's first frame (payload in ctx->scratch), after setting up
  * the channel if the hub gives one. */
-int tsv_link_open(struct vsg_context *ctx, uint16_t role, struct tsv_header *first);
+int tsv_hubconn_open(struct vsg_context *ctx, uint16_t role, struct tsv_header *first);
 /* Writes a frame through to the hub (a send is in its reach when this returns). */
-int tsv_link_send(struct vsg_context *ctx, uint16_t type, uint64_t time, uint32_t dst,
-                  const void *payload, uint32_t len);
+int tsv_hubconn_send(struct vsg_context *ctx, uint16_t type, uint64_t time, uint32_t dst,
+                     const void *payload, uint32_t len);
 /* After AT_DEADLINE: the last participant to get there wakes the hub. */
-void tsv_link_reached(struct vsg_context *ctx);
+void tsv_hubconn_reached(struct vsg_context *ctx);
 /* The next frame from the hub, waiting for it; its payload in ctx->scratch. */
-int tsv_link_read(struct vsg_context *ctx, struct tsv_header *h);
-void tsv_link_close(struct vsg_context *ctx);
+int tsv_hubconn_read(struct vsg_context *ctx, struct tsv_header *h);
+void tsv_hubconn_close(struct vsg_context *ctx);
 
 void tsv_spin_lock(atomic_flag *lock);
 void tsv_spin_unlock(atomic_flag *lock);

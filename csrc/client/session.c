@@ -88,7 +88,7 @@ uint64_t tsv_session_now(struct vsg_context *ctx)
 int tsv_session_init(struct vsg_context *ctx)
 {
     tsv_trace_open(&ctx->trace, ctx->opt.address);
-    ctx->link.event_fd = -1;
+    ctx->hubconn.event_fd = -1;
     ctx->scratch = malloc(TSV_MAX_PAYLOAD);
     return ctx->scratch ? 0 : ENOMEM;
 }
@@ -144,7 +144,7 @@ int tsv_session_connect(struct vsg_context *ctx)
 int tsv_session_start(struct vsg_context *ctx)
 {
     struct tsv_header h;
-    if (tsv_link_open(ctx, ctx->backend->role, &h))
+    if (tsv_hubconn_open(ctx, ctx->backend->role, &h))
         return EPROTO;
     if (h.type == TSV_END) {
         TSV_LOG(TSV_ERROR, "the coordinator ended the simulation before it started");
@@ -190,17 +190,17 @@ static int synchronize(struct vsg_context *ctx)
         return 0; /* a stale or early signal */
 
     tsv_trace_reached(&ctx->trace);
-    if (tsv_link_send(ctx, TSV_AT_DEADLINE, d, 0, NULL, 0)) {
+    if (tsv_hubconn_send(ctx, TSV_AT_DEADLINE, d, 0, NULL, 0)) {
         TSV_LOG(TSV_ERROR, "sending AT_DEADLINE(%llu): %s", (unsigned long long)d,
                 strerrordesc_np(errno)); /* strerror is not async-signal-safe */
         goto lost;
     }
-    tsv_link_reached(ctx);
+    tsv_hubconn_reached(ctx);
     tsv_trace_sent(&ctx->trace);
     int delivered = 0;
     for (;;) {
         struct tsv_header h;
-        if (tsv_link_read(ctx, &h))
+        if (tsv_hubconn_read(ctx, &h))
             goto lost;
         switch (h.type) {
         case TSV_DELIVER:
@@ -298,7 +298,7 @@ int tsv_session_send(struct vsg_context *ctx, uint32_t dst, uint32_t len, const 
         read_time(ctx, &d, &raw);
         if (raw < d) {
             /* Written through: in the hub's reach even if the program ends right after. */
-            if (tsv_link_send(ctx, TSV_SEND, raw, dst, msg, len)) {
+            if (tsv_hubconn_send(ctx, TSV_SEND, raw, dst, msg, len)) {
                 TSV_LOG(TSV_ERROR, "sending to the coordinator: %s", strerror(errno));
                 end_session(ctx, d, 1);
                 return EPIPE;
@@ -320,7 +320,7 @@ void tsv_session_close(struct vsg_context *ctx)
         set_time_base(ctx, now, ctx->backend->clock_ns(ctx) - now);
         atomic_store(&ctx->state, TSV_STATE_STOPPED);
     }
-    tsv_link_close(ctx);
+    tsv_hubconn_close(ctx);
     if (ctx->fd >= 0) {
         close(ctx->fd);
         ctx->fd = -1;

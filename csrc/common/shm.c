@@ -5,6 +5,7 @@
 #include "shm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -120,10 +121,14 @@ struct tsv_ring_end tsv_shm_channel_ring(void *channel, uint32_t ring_size, int 
 
 int tsv_shm_create(const char *name, size_t size, void **map)
 {
-    int fd = memfd_create(name, MFD_CLOEXEC);
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return -1;
-    if (ftruncate(fd, (off_t)size) < 0 || !(*map = tsv_shm_map(fd, size))) {
+    /* Sealed at its size: a participant holding it cannot shrink it under the hub's mapping
+     * (whose next access would then be a SIGBUS) nor grow it, nor unseal it. */
+    if (ftruncate(fd, (off_t)size) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0 ||
+        !(*map = tsv_shm_map(fd, size))) {
         int saved = errno;
         close(fd);
         errno = saved;

@@ -177,10 +177,10 @@ int tsv_connect(const char *address, char *err, size_t err_len)
 
 /* ---- frames ------------------------------------------------------------------------------- */
 
-size_t tsv_frame_put(uint8_t *out, uint16_t type, uint64_t time, uint32_t src, uint32_t dst,
-                     const void *payload, uint32_t len)
+size_t tsv_frame_put(uint8_t *out, uint16_t type, uint16_t flags, uint64_t time, uint32_t src,
+                     uint32_t dst, const void *payload, uint32_t len)
 {
-    struct tsv_header h = {.type = type, .flags = 0, .len = len, .time = time,
+    struct tsv_header h = {.type = type, .flags = flags, .len = len, .time = time,
                            .src = src, .dst = dst};
     memcpy(out, &h, TSV_HEADER_SIZE);
     if (len)
@@ -195,6 +195,21 @@ int tsv_header_check(const struct tsv_header *h, char *err, size_t err_len)
     snprintf(err, err_len, "frame of type %u announces %u bytes (max %u)", h->type, h->len,
              TSV_MAX_PAYLOAD);
     return -1;
+}
+
+int tsv_frame_next(const uint8_t *data, size_t len, size_t *off, struct tsv_header *h,
+                   const uint8_t **payload, char *err, size_t err_len)
+{
+    if (len - *off < TSV_HEADER_SIZE)
+        return 0;
+    memcpy(h, data + *off, TSV_HEADER_SIZE);
+    if (tsv_header_check(h, err, err_len))
+        return -1;
+    if (len - *off < TSV_HEADER_SIZE + h->len)
+        return 0;
+    *payload = data + *off + TSV_HEADER_SIZE;
+    *off += TSV_HEADER_SIZE + h->len;
+    return 1;
 }
 
 /* ---- blocking I/O ------------------------------------------------------------------------- */

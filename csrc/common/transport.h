@@ -36,13 +36,19 @@ int tsv_connect(const char *address, char *err, size_t err_len);
 
 /* Writes one frame (header, then len payload bytes) at out, which has room for
  * TSV_HEADER_SIZE + len bytes. Returns the number of bytes written. */
-size_t tsv_frame_put(uint8_t *out, uint16_t type, uint64_t time, uint32_t src, uint32_t dst,
-                     const void *payload, uint32_t len);
+size_t tsv_frame_put(uint8_t *out, uint16_t type, uint16_t flags, uint64_t time, uint32_t src,
+                     uint32_t dst, const void *payload, uint32_t len);
 
 /* Checks a received header: 0, or -1 with the reason in err if it announces more payload than
  * the protocol allows, which means the stream lost its framing: no end can recover from that,
  * both drop the connection. */
 int tsv_header_check(const struct tsv_header *h, char *err, size_t err_len);
+
+/* The next whole frame of a stream's bytes [*off, len) (the hub's sockets, a relay's
+ * connection): 1 with its header in h, *payload pointing into data and *off past it; 0 while
+ * it is not all there; -1 with the reason in err for a header tsv_header_check refuses. */
+int tsv_frame_next(const uint8_t *data, size_t len, size_t *off, struct tsv_header *h,
+                   const uint8_t **payload, char *err, size_t err_len);
 
 /* ---- blocking whole-buffer I/O (the client's socket), restarting after EINTR ---- */
 

@@ -4,7 +4,7 @@
  *   [0] bit 0: a valid HELLO goes first (to reach the frames after it)
  *       bit 1: then a round starts (SEND and AT_DEADLINE are then in phase)
  *       bit 2: the connection asks for a shared-memory channel in that HELLO
- *       bit 3: the HELLO is a relay's (its MEMBERs, SENDs and GONEs follow: link.c), with
+ *       bit 3: the HELLO is a relay's (its MEMBERs, SENDs and GONEs follow: relayconn.c), with
  *              one member, 10.0.0.2, when a round starts
  *   [1] the stream is written in chunks of ([1] % 17) + 1 bytes, the hub's loop turning once
  *       between chunks (frames split anywhere), and the connection is closed at the end
@@ -12,11 +12,18 @@
  * The hub must stay consistent: every packet it reports has its payload, and freeing it
  * leaks nothing (ASan). */
 
-/* The hub's own file, for its static poll_once(): the harness turns the hub's loop one turn
- * at a time, in every phase. */
-#include "hub.c"
-
+/* The hub's internals, for hub_poll(): the harness turns the hub's loop one turn at a time,
+ * in every phase. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
+
+#include "hub-internal.h"
+#include "transport.h"
 
 static char path[108];
 
@@ -29,7 +36,7 @@ static int put(struct tsv_hub *hub, int fd, const uint8_t *p, size_t n)
         if (k < 0) {
             if (errno != EAGAIN)
                 return -1;
-            poll_once(hub, 0);
+            hub_poll(hub, 0);
             tries++;
             continue;
         }
@@ -64,13 +71,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                   .role = relay ? TSV_ROLE_RELAY : TSV_ROLE_PROCESS, .pid = 1};
         struct tsv_member member = {.pid = 2, .role = TSV_ROLE_PROCESS};
         uint8_t frame[2 * TSV_HEADER_SIZE + sizeof(hello) + sizeof(member)];
-        size_t n = tsv_frame_put(frame, TSV_HELLO, 0, 0x0100000a, 0, (const uint8_t *)&hello,
-                                 sizeof(hello));
-        if (mode & 4)
-            ((struct tsv_header *)frame)->flags = TSV_HELLO_CHANNEL;
+        size_t n = tsv_frame_put(frame, TSV_HELLO, mode & 4 ? TSV_HELLO_CHANNEL : 0, 0,
+                                 0x0100000a, 0, &hello, sizeof(hello));
         if (relay && (mode & 2))
-            n += tsv_frame_put(frame + n, TSV_MEMBER, 0, 0x0200000a, 0,
-                               (const uint8_t *)&member, sizeof(member));
+            n += tsv_frame_put(frame + n, TSV_MEMBER, 0, 0, 0x0200000a, 0, &member,
+                               sizeof(member));
         put(hub, fd, frame, n);
         if (tsv_hub_accept(hub, 1, 100) == 1 && (mode & 2))
             tsv_hub_goto(hub, 1000000);
@@ -79,16 +84,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = size - off < chunk ? size - off : chunk;
         if (put(hub, fd, data + off, n))
             break;
-        poll_once(hub, 0);
+        hub_poll(hub, 0);
     }
     close(fd);
-    poll_once(hub, 0);
-    poll_once(hub, 0);
+    hub_poll(hub, 0);
+    hub_poll(hub, 0);
     struct tsv_hub_event ev;
     while (tsv_hub_next_event(hub, &ev))
         ;
     if (hub->waiting == 0 && hub->deadline)
-        end_round(hub); /* the round ended: its packets, sorted */
+        hub_end_round(hub); /* the round ended: its packets, sorted */
     int count = tsv_hub_packet_count(hub);
     const struct tsv_hub_packet *p = tsv_hub_packets(hub);
     for (int i = 0; i < count; i++) {

@@ -23,7 +23,7 @@ static int hello(int addr)
     struct tsv_hello h = {.magic = TSV_MAGIC, .version = TSV_VERSION,
                           .role = TSV_ROLE_PROCESS, .pid = 1};
     uint8_t frame[TSV_HEADER_SIZE + sizeof(h)];
-    size_t n = tsv_frame_put(frame, TSV_HELLO, 0, (uint32_t)addr, 0, &h, sizeof(h));
+    size_t n = tsv_frame_put(frame, TSV_HELLO, 0, 0, (uint32_t)addr, 0, &h, sizeof(h));
     if (tsv_write_all(fd, frame, n))
         abort();
     return fd;

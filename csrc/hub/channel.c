@@ -9,7 +9,9 @@
  * participant puts its SENDs in its ring to the hub as it sends them, then AT_DEADLINE, and
  * the last one to get there signals the eventfd. A full ring is waited for,
  * never overrun: the participant sleeps until the hub drains its ring; the hub keeps what does
- * not fit in c->out and moves it along as the participant reads. */
+ * not fit in c->out and moves it along as the participant reads.
+ *
+ * A channel client is the kind channel_ops: a socket client but for where its frames go. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -91,6 +93,8 @@ static int send_channel(struct tsv_hub *hub, struct client *c, int channel_fd)
     return n == (ssize_t)(TSV_HEADER_SIZE + sizeof(info)) ? 0 : -1;
 }
 
+static const struct client_ops channel_ops;
+
 int channel_offer(struct tsv_hub *hub, struct client *c, const struct tsv_header *hello)
 {
     if (!hub->ring_size || !c->from_unix || !(hello->flags & TSV_HELLO_CHANNEL))
@@ -108,6 +112,7 @@ int channel_offer(struct tsv_hub *hub, struct client *c, const struct tsv_header
     ch->to_hub = tsv_shm_channel_ring(ch->map, hub->ring_size, TSV_RING_TO_HUB);
     ch->to_participant = tsv_shm_channel_ring(ch->map, hub->ring_size, TSV_RING_TO_PARTICIPANT);
     c->channel = ch;
+    c->ops = &channel_ops;
     if (send_channel(hub, c, ch->fd)) {
         hub_fail(hub, c, "cannot send its channel: %s", strerror(errno));
         return -1;
@@ -118,11 +123,10 @@ int channel_offer(struct tsv_hub *hub, struct client *c, const struct tsv_header
     return 0;
 }
 
-void channel_release(struct client *c)
+static void channel_close(struct tsv_hub *hub, struct client *c)
 {
+    hub_socket_close(hub, c);
     struct channel *ch = c->channel;
-    if (!ch)
-        return;
     if (ch->map)
         munmap(ch->map, ch->size);
     if (ch->fd >= 0)
@@ -131,7 +135,8 @@ void channel_release(struct client *c)
     c->channel = NULL;
 }
 
-void channel_flush(struct tsv_hub *hub, struct client *c)
+/* Moves the client's pending frames (c->out) into its ring while they fit. */
+static int channel_flush(struct tsv_hub *hub, struct client *c)
 {
     struct channel *ch = c->channel;
     struct buf *b = &c->out;
@@ -155,9 +160,11 @@ void channel_flush(struct tsv_hub *hub, struct client *c)
         b->off = b->len = 0;
     if (moved)
         tsv_ring_tell(ch->to_participant.ring, &ch->to_participant.ring->consumer_waits);
+    return 0;
 }
 
-void channel_drain(struct tsv_hub *hub, struct client *c)
+/* Handles every frame the client put in its ring. */
+static void channel_drain(struct tsv_hub *hub, struct client *c)
 {
     static uint8_t payload[TSV_MAX_PAYLOAD];
     struct channel *ch = c->channel;
@@ -171,15 +178,38 @@ void channel_drain(struct tsv_hub *hub, struct client *c)
         }
         hub->stats.bytes_in += TSV_HEADER_SIZE + h.len;
         drained = 1;
-        hub_on_frame(hub, c, &h, payload);
+        hub_client_on_frame(hub, c, &h, payload);
     }
     if (drained && c->state != C_DEAD)
         tsv_ring_tell(ch->to_hub.ring, &ch->to_hub.ring->producer_waits);
 }
 
-void channels_expect(struct tsv_hub *hub, int running)
+/* Its socket closed: what it sent before going is in its ring still, and counts. */
+static void channel_hangup(struct tsv_hub *hub, struct client *c)
 {
-    atomic_store(&hub->shared->remaining, running);
+    channel_drain(hub, c);
+    if (c->state != C_DEAD)
+        hub_left(hub, c);
+}
+
+static const struct client_ops channel_ops = {
+    .kind = "channel",
+    .on_frame = hub_client_on_frame,
+    .flush = channel_flush,
+    .go = hub_direct_go,
+    .deliver = hub_direct_deliver,
+    .end = hub_direct_end,
+    .hangup = channel_hangup,
+    .close = channel_close,
+};
+
+void channels_expect(struct tsv_hub *hub)
+{
+    int running = 0;
+    for (int i = 0; i < hub->nclients; i++)
+        running += hub->clients[i]->state == C_IDLE && hub->clients[i]->channel;
+    if (running)
+        atomic_store(&hub->shared->remaining, running);
 }
 
 void channels_service(struct tsv_hub *hub)

@@ -1,9 +1,17 @@
-/* The hub's internals, shared by its two files:
- *   hub.c      clients, frames, rounds, payloads, the API of tansiv-hub.h
- *   channel.c  shared-memory channels to local participants (common/shm.h)
- *   link.c     relays: one connection carrying the participants of a remote node
- * A client speaks the same frames either way: on its socket, or through its channel's rings,
- * its socket then only telling the hub when it goes away. */
+/* The hub's internals, shared by its files:
+ *   hub.c       creating and freeing a hub, its events, the accessors of tansiv-hub.h
+ *   slots.c     payload slots: a packet's payload, held until delivered or dropped
+ *   conn.c      buffers and sockets: queueing, writing and reading frames, closing a client;
+ *               the kinds "connection before HELLO" and "socket client"
+ *   frames.c    what clients say: HELLO (which chooses their kind), SEND, AT_DEADLINE
+ *   listen.c    listening, accepting, the epoll loop and its housekeeping
+ *   rounds.c    rounds: GOTO, waiting for the deadline, the packets in order, DELIVER, END
+ *   channel.c   the kind "channel client": shared-memory channels to local participants
+ *   relayconn.c the kinds "relay connection" and "member": the participants of a remote node
+ *   relay.c     a relay (tsv_relay_*): the far end of a relay connection
+ * A client speaks the same frames on its socket or through its channel's rings, its socket
+ * then only telling the hub when it goes away. What a kind does differently is in its ops
+ * (struct client_ops); the rest of the hub does not tell kinds apart. */
 #ifndef TANSIV_HUB_INTERNAL_H
 #define TANSIV_HUB_INTERNAL_H
 
@@ -27,10 +35,36 @@ struct buf {
 };
 
 struct channel;
+struct client;
+
+/* What the kinds of client do differently (as QEMU's NetClientInfo for its network clients).
+ * A connection starts as hub_pending_ops; its HELLO makes it a socket client, a channel
+ * client (channel_offer) or a relay's connection; the relay's MEMBERs are members. NULL:
+ * never called for that kind. */
+struct client_ops {
+    const char *kind;
+    /* A frame it sent (on its socket or ring; a member's, through its relay's connection). */
+    void (*on_frame)(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
+                     const uint8_t *payload);
+    /* Moves its pending frames (c->out) along; -1 if that failed it. */
+    int (*flush)(struct tsv_hub *hub, struct client *c);
+    /* A round starts: its GOTO queued, not flushed yet; -1 if that failed it. */
+    int (*go)(struct tsv_hub *hub, struct client *c, uint64_t deadline);
+    /* A DELIVER for it, on its way. */
+    void (*deliver)(struct tsv_hub *hub, struct client *c, uint64_t time, uint32_t src,
+                    uint32_t dst, const uint8_t *data, uint32_t len);
+    /* The run ended: its END on its way. */
+    void (*end)(struct tsv_hub *hub, struct client *c);
+    /* Its socket ended between frames. */
+    void (*hangup)(struct tsv_hub *hub, struct client *c);
+    /* From hub_close, c C_DEAD already: frees what it holds, tells whom it concerns. */
+    void (*close)(struct tsv_hub *hub, struct client *c);
+};
 
 struct client {
-    int fd;
-    int index; /* in hub->clients, -1 before HELLO */
+    const struct client_ops *ops;
+    int fd;    /* -1: a member */
+    int index; /* in hub->clients; -1 before HELLO, and for a relay's connection */
     enum client_state state;
     uint32_t addr, pid;
     int role;
@@ -40,10 +74,9 @@ struct client {
     uint64_t round_bytes; /* sent in the current round (hub->round_bytes_max) */
     uint64_t stopped_at, held_ns; /* when it reached the barrier; total time held there */
     struct buf in, out; /* out: frames for it, not yet written (to its socket or ring) */
-    struct channel *channel; /* its shared-memory channel, or NULL: its socket */
-    struct client *link; /* a member: the relay's connection carrying it (it has no fd) */
-    int is_link;         /* a relay's connection: not a client, in hub->links */
-    int gone_told;       /* a member whose relay knows it is gone (no GONE to send) */
+    struct channel *channel; /* a channel client's shared memory (channel.c) */
+    struct client *via;      /* a member's: its relay's connection, which carries its frames */
+    int gone_told;           /* a member whose relay knows it is gone (no GONE to send) */
     char name[64];
 };
 
@@ -65,8 +98,8 @@ struct tsv_hub {
     struct client **pending; /* connected, no HELLO yet */
     int npending, pending_cap;
     int alive;
-    struct client **links; /* relays' connections, after their HELLO */
-    int nlinks, links_cap;
+    struct client **relays; /* relays' connections, after their HELLO */
+    int nrelays, relays_cap;
     int ended;             /* END was sent: relays closing now are not lost */
     int tcp_fd;            /* a second listener, for relays (tsv_hub_listen_tcp), or -1 */
     char tcp_address[128];
@@ -99,41 +132,88 @@ struct tsv_hub {
     struct tsv_hub_stats stats;
 };
 
-/* hub.c, for channel.c */
-void hub_fail(struct tsv_hub *hub, struct client *c, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void hub_on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
-                  const uint8_t *payload);
-
-/* hub.c, for link.c */
+/* hub.c */
+uint64_t hub_now(void);
 void *hub_grow(void *array, int *cap, int need, size_t elem);
+void hub_set_error(struct tsv_hub *hub, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void hub_event(struct tsv_hub *hub, int kind, struct client *c, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void hub_close(struct tsv_hub *hub, struct client *c);
-int hub_queue(struct tsv_hub *hub, struct client *c, uint16_t type, uint64_t time, uint32_t src,
-              uint32_t dst, const uint8_t *payload, uint32_t len);
-int hub_flush(struct tsv_hub *hub, struct client *c);
-void hub_describe(struct client *c);
+/* Accounting of one public call: wall time outside epoll_wait, and the thread's CPU time
+ * (which excludes the time other processes ran instead of the hub, on a busy machine). */
+struct span {
+    uint64_t wall, cpu, wait;
+};
+struct span hub_span_begin(const struct tsv_hub *hub);
+void hub_span_end(struct tsv_hub *hub, struct span s);
+
+/* slots.c */
+/* Keeps a copy of a payload; returns its handle. */
+uint64_t hub_slot_store(struct tsv_hub *hub, const uint8_t *data, uint32_t len, uint32_t src,
+                        uint32_t dst);
+void hub_slots_free(struct tsv_hub *hub);
+
+/* conn.c */
 /* Room for extra more bytes after b->len (compacting pending bytes to the front first). */
 void hub_buf_reserve(struct buf *b, size_t extra);
-uint64_t hub_now(void);
+/* Appends one frame. */
+void hub_buf_put(struct buf *b, uint16_t type, uint16_t flags, uint64_t time, uint32_t src,
+                 uint32_t dst, const void *payload, uint32_t len);
+/* Queues a frame for c; -1 if c failed: it leaves more than out_bytes_max unread. */
+int hub_queue(struct tsv_hub *hub, struct client *c, uint16_t type, uint64_t time, uint32_t src,
+              uint32_t dst, const uint8_t *payload, uint32_t len);
+/* Queues a frame for c and flushes it. */
+void hub_send(struct tsv_hub *hub, struct client *c, uint16_t type, uint64_t time, uint32_t src,
+              uint32_t dst, const uint8_t *payload, uint32_t len);
+/* Reads what c's socket has and handles every whole frame. */
+void hub_read(struct tsv_hub *hub, struct client *c);
+void hub_close(struct tsv_hub *hub, struct client *c);
+void hub_fail(struct tsv_hub *hub, struct client *c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* For the kinds' ops: a client on a socket of its own (socket, channel, relay connection). */
+int hub_socket_flush(struct tsv_hub *hub, struct client *c);
+void hub_socket_close(struct tsv_hub *hub, struct client *c);
+int hub_direct_go(struct tsv_hub *hub, struct client *c, uint64_t deadline);
+void hub_direct_deliver(struct tsv_hub *hub, struct client *c, uint64_t time, uint32_t src,
+                        uint32_t dst, const uint8_t *data, uint32_t len);
+void hub_direct_end(struct tsv_hub *hub, struct client *c);
+/* Left (LEFT, then closed). */
+void hub_left(struct tsv_hub *hub, struct client *c);
+extern const struct client_ops hub_pending_ops, hub_socket_ops;
+
+/* frames.c */
+void hub_on_hello(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
+                  const uint8_t *payload);
+/* Makes c a client of the run (an index, a name), of that kind; no event yet. */
+void hub_register(struct tsv_hub *hub, struct client *c, const struct client_ops *ops,
+                  uint32_t addr, int role);
+/* Whether c may send h now: it runs, and an AT_DEADLINE is the round's. Else c failed. */
+int hub_in_round(struct tsv_hub *hub, struct client *c, const struct tsv_header *h);
 /* A SEND of client c (direct, or a member through its relay). */
 void hub_on_send(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
                  const uint8_t *payload);
 /* Reached the deadline. */
 void hub_at_deadline(struct tsv_hub *hub, struct client *c);
+/* A frame of a socket or channel client. */
+void hub_client_on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
+                         const uint8_t *payload);
 
-/* link.c */
-/* A HELLO with role TSV_ROLE_RELAY: c becomes a link. */
-void link_hello(struct tsv_hub *hub, struct client *c);
-void link_on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
-                   const uint8_t *payload);
-/* Its connection is closing: members fail (unless the run ended). */
-void link_closing(struct tsv_hub *hub, struct client *link, const char *why);
-/* A member is gone: its relay is told (unless it told the hub). */
-void link_member_gone(struct tsv_hub *hub, struct client *member);
-/* A round starts: each link with members running gets one GOTO. */
-void links_start_round(struct tsv_hub *hub, uint64_t deadline);
+/* listen.c */
+/* Runs one epoll_wait and handles what it reports; -1 on a hub error. */
+int hub_poll(struct tsv_hub *hub, int timeout_ms);
+/* Milliseconds until end (a hub_now() date; UINT64_MAX: -1, no bound). */
+int hub_remaining_ms(uint64_t end);
+void hub_stop_listening(struct tsv_hub *hub);
+
+/* rounds.c */
+/* The round ended: its packets in order, the barrier moved. */
+void hub_end_round(struct tsv_hub *hub);
+
+/* relayconn.c */
+/* A HELLO with role TSV_ROLE_RELAY: c becomes a relay's connection. */
+void relay_conn_hello(struct tsv_hub *hub, struct client *c);
+/* A round starts: each relay with members running gets one GOTO. */
+void relays_start_round(struct tsv_hub *hub, uint64_t deadline);
 
 /* channel.c */
 /* Creates the barrier and the hub's eventfd (ring_size: each ring's bytes). 0, or -1 with
@@ -141,17 +221,13 @@ void links_start_round(struct tsv_hub *hub, uint64_t deadline);
 int channels_init(struct tsv_hub *hub, uint32_t ring_size);
 void channels_free(struct tsv_hub *hub);
 /* After its HELLO: gives the client a channel (CHANNEL, with its file descriptors), if it
- * asked for one and may have it. 0 (channel or socket), -1 if the client failed. */
+ * asked for one and may have it, making it a channel client. 0 (channel or socket), -1 if
+ * the client failed. */
 int channel_offer(struct tsv_hub *hub, struct client *c, const struct tsv_header *hello);
-/* Moves the client's pending frames (c->out) into its ring while they fit. */
-void channel_flush(struct tsv_hub *hub, struct client *c);
-/* Handles every frame the client put in its ring (hub_on_frame). */
-void channel_drain(struct tsv_hub *hub, struct client *c);
-/* A round starts: `running` participants on channels will report reaching its deadline (set
- * before their GOTO, which channel_flush puts in their rings, waking each). */
-void channels_expect(struct tsv_hub *hub, int running);
+/* A round starts: the participants on channels stopped at the barrier will report reaching
+ * its deadline (set before their GOTO, which puts them in their rings, waking each). */
+void channels_expect(struct tsv_hub *hub);
 /* The hub's eventfd fired: drains every channel, moves pending frames along. */
 void channels_service(struct tsv_hub *hub);
-void channel_release(struct client *c);
 
 #endif

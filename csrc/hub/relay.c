@@ -11,7 +11,6 @@
 #define TSV_LOG_COMPONENT "relay"
 #include <errno.h>
 #include <poll.h>
-#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,15 +43,6 @@ static int fail(struct tsv_relay *r, const char *fmt, ...)
     return -1;
 }
 
-static void put(struct buf *b, uint16_t type, uint16_t flags, uint64_t time, uint32_t src,
-                uint32_t dst, const void *payload, uint32_t len)
-{
-    hub_buf_reserve(b, TSV_HEADER_SIZE + len);
-    size_t n = tsv_frame_put(b->data + b->len, type, time, src, dst, payload, len);
-    memcpy(b->data + b->len + offsetof(struct tsv_header, flags), &flags, sizeof(flags));
-    b->len += n;
-}
-
 static int send_out(struct tsv_relay *r)
 {
     int rc = tsv_write_all(r->fd, r->out.data, r->out.len);
@@ -78,11 +68,12 @@ struct tsv_relay *tsv_relay_new(struct tsv_hub *local, const char *upstream,
     struct tsv_hello hello = {.magic = TSV_MAGIC, .version = TSV_VERSION,
                               .role = TSV_ROLE_RELAY, .pid = (uint32_t)getpid()};
     memcpy(hello.secret, secret, TSV_SECRET_SIZE);
-    put(&r->out, TSV_HELLO, 0, 0, 0, 0, &hello, sizeof(hello));
+    hub_buf_put(&r->out, TSV_HELLO, 0, 0, 0, 0, &hello, sizeof(hello));
     for (int i = 0; i < tsv_hub_client_count(local); i++) {
         struct tsv_member m = {.pid = tsv_hub_client_pid(local, i),
                                .role = (uint16_t)tsv_hub_client_role(local, i)};
-        put(&r->out, TSV_MEMBER, 0, 0, tsv_hub_client_address(local, i), 0, &m, sizeof(m));
+        hub_buf_put(&r->out, TSV_MEMBER, 0, 0, tsv_hub_client_address(local, i), 0, &m,
+                    sizeof(m));
     }
     if (send_out(r)) {
         snprintf(error, error_len, "%s", r->error);
@@ -128,16 +119,16 @@ static int round_to(struct tsv_relay *r, uint64_t deadline)
     for (int i = 0; i < tsv_hub_packet_count(local); i++) {
         uint32_t len;
         const uint8_t *data = tsv_hub_payload(local, p[i].handle, &len);
-        put(&r->out, TSV_SEND, 0, p[i].time, p[i].src, p[i].dst, data, len);
+        hub_buf_put(&r->out, TSV_SEND, 0, p[i].time, p[i].src, p[i].dst, data, len);
         tsv_hub_drop(local, p[i].handle);
     }
     struct tsv_hub_event e;
     while (tsv_hub_next_event(local, &e))
         if (e.client >= 0 && (e.kind == TSV_HUB_LEFT || e.kind == TSV_HUB_FAILED))
-            put(&r->out, TSV_GONE, e.kind == TSV_HUB_FAILED ? TSV_GONE_FAILED : 0, e.time,
-                tsv_hub_client_address(local, e.client), 0, e.message,
-                (uint32_t)strnlen(e.message, TSV_GONE_MESSAGE));
-    put(&r->out, TSV_AT_DEADLINE, 0, deadline, 0, 0, NULL, 0);
+            hub_buf_put(&r->out, TSV_GONE, e.kind == TSV_HUB_FAILED ? TSV_GONE_FAILED : 0,
+                        e.time, tsv_hub_client_address(local, e.client), 0, e.message,
+                        (uint32_t)strnlen(e.message, TSV_GONE_MESSAGE));
+    hub_buf_put(&r->out, TSV_AT_DEADLINE, 0, deadline, 0, 0, NULL, 0);
     r->rounds++;
     return send_out(r);
 }
@@ -173,20 +164,18 @@ int tsv_relay_serve(struct tsv_relay *r, int timeout_ms)
 {
     for (;;) {
         /* Every whole frame buffered first. */
-        while (r->in.len - r->in.off >= TSV_HEADER_SIZE) {
-            struct tsv_header h;
-            char why[96];
-            memcpy(&h, r->in.data + r->in.off, TSV_HEADER_SIZE);
-            if (tsv_header_check(&h, why, sizeof(why)))
-                return fail(r, "from the coordinator: %s", why);
-            if (r->in.len - r->in.off < TSV_HEADER_SIZE + h.len)
-                break;
-            const uint8_t *payload = r->in.data + r->in.off + TSV_HEADER_SIZE;
-            r->in.off += TSV_HEADER_SIZE + h.len;
+        struct tsv_header h;
+        const uint8_t *payload;
+        char why[96];
+        int next;
+        while ((next = tsv_frame_next(r->in.data, r->in.len, &r->in.off, &h, &payload, why,
+                                      sizeof(why))) > 0) {
             int rc = on_frame(r, &h, payload);
             if (rc)
                 return rc;
         }
+        if (next < 0)
+            return fail(r, "from the coordinator: %s", why);
         hub_buf_reserve(&r->in, TSV_HEADER_SIZE + TSV_MAX_PAYLOAD);
         struct pollfd p = {.fd = r->fd, .events = POLLIN};
         int n = poll(&p, 1, timeout_ms);

@@ -5,7 +5,7 @@
  * only metadata, and delivers payloads by handle. The coordinator (Python, through cffi)
  * decides deadlines and delivery times; the hub checks that every participant keeps to them.
  *
- * Read by cffi (tansiv/hub.py): declarations only, no macros in them.
+ * Read by cffi (tansiv/run/hub.py): declarations only, no macros in them.
  */
 #ifndef TANSIV_HUB_H
 #define TANSIV_HUB_H

@@ -29,8 +29,8 @@
  * for its members carry header.dst. GONE (header.src: the member) says a member left during
  * the round, before the AT_DEADLINE; from the hub, GONE (header.dst) removes a member.
  *
- * This header is read by C (client, hub, tests) and by Python through cffi (tansiv/protocol.py):
- * keep it to integer #defines, enums and plain structs.
+ * This header is read by C (client, hub, tests) and by Python through cffi
+ * (tansiv/run/protocol.py): keep it to integer #defines, enums and plain structs.
  */
 #ifndef TANSIV_PROTOCOL_H
 #define TANSIV_PROTOCOL_H

@@ -1,5 +1,5 @@
 /* The date of SimGrid's next event, which its Python bindings do not expose.
- * Read by cffi (tansiv/platform.py): declarations only. */
+ * Read by cffi (tansiv/run/platform.py): declarations only. */
 #ifndef TANSIV_SGNEXT_H
 #define TANSIV_SGNEXT_H
 

@@ -28,7 +28,7 @@ if leader:
     route = routes.load(run_dir)
 
     def rtt_ms(a, b):
-        return (route[(a, b)].latency_s + route[(b, a)].latency_s) * 1e3
+        return (route[(a, b)].latency_ns + route[(b, a)].latency_ns) / 1e6
 
     followers = sorted(rtt_ms(leader[0], m) for m in members if m != leader[0])
     needed = len(members) // 2  # followers a majority needs besides the leader

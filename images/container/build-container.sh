@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds tansiv's Apptainer image, once per definition and Debian release:
-#   images/build-container.sh DEF OUT.sif CODENAME
+#   images/container/build-container.sh DEF OUT.sif CODENAME
 # The image is kept in $TANSIV_CACHE/containers/ (default ~/.cache/tansiv); OUT.sif links
 # to it. Root without every capability (CAP_SYS_RESOURCE is missing on some machines) cannot
 # run %post inside `apptainer build`: the sandbox is bootstrapped, %post runs in it, then

@@ -8,6 +8,7 @@ import yaml
 
 from .. import paths, units
 from ..errors import InputError
+from ..run.choices import TRANSPORTS
 from ..vm.user_images import ImageSpec
 from .modes import MODES
 from .tables import columns
@@ -47,6 +48,7 @@ def schema(config: dict = None) -> dict:
     s["definitions"]["topology"]["enum"] = list(KINDS)
     sweep = s["properties"]["sweeps"]["additionalProperties"]["properties"]
     sweep["modes"]["items"]["enum"] = list(MODES)
+    sweep["transports"]["items"]["enum"] = list(TRANSPORTS)
     workloads = registry(config)
     sweep["workload"]["enum"] = list(workloads)
     for w in workloads.values():

@@ -1,8 +1,10 @@
 """Drawing the pipeline's figures: one figure of the workload registry from the tidy tables,
 as PNG and PDF, and what figures share. A figure whose experiments are absent or failed still
-comes out, saying so, so that the report tells what is missing rather than leaving a hole."""
+comes out, saying so, so that the report tells what is missing rather than leaving a hole;
+draw() says which it drew (data points, or placeholders), for the pipeline and its tests."""
 
 import textwrap
+from dataclasses import asdict, dataclass
 
 import matplotlib
 
@@ -19,14 +21,40 @@ def read_tables(paths) -> dict:
             for p in paths}
 
 
-def draw(figure, tables: dict, png, pdf) -> None:
+PLACEHOLDER = "tansiv-placeholder"  # the gid of a panel that says what is missing
+
+
+@dataclass
+class Drawn:
+    """What a figure shows: data points plotted (line vertices, markers, bars, heatmap
+    cells) and panels that are placeholders saying what is missing."""
+    points: int
+    placeholders: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _points(ax) -> int:
+    n = sum(len(line.get_xydata()) for line in ax.get_lines())
+    for c in ax.collections:
+        offsets = c.get_offsets()
+        array = c.get_array()
+        n += len(array.ravel()) if array is not None and not len(offsets) else len(offsets)
+    return n + sum(len(b) for b in ax.containers)
+
+
+def draw(figure, tables: dict, png, pdf) -> Drawn:
     sns.set_theme(style="whitegrid", context="paper")
     fig = plt.figure(figsize=figure.size)
     figure.draw(fig, tables)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(png, dpi=150)
     fig.savefig(pdf)
+    drawn = Drawn(points=sum(_points(ax) for ax in fig.axes if ax.get_gid() != PLACEHOLDER),
+                  placeholders=sum(ax.get_gid() == PLACEHOLDER for ax in fig.axes))
     plt.close(fig)
+    return drawn
 
 
 def ok(df):
@@ -45,6 +73,7 @@ def empty(ax, experiments, workload, what) -> None:
     ax.text(0.5, 0.5, "\n".join(lines), ha="center", va="center", wrap=True,
             transform=ax.transAxes, fontsize=8)
     ax.set_axis_off()
+    ax.set_gid(PLACEHOLDER)
 
 
 def footnote(fig, experiments, workload) -> None:
@@ -90,6 +119,7 @@ def draw_spec(fig, tables: dict, workload: str, spec: dict) -> None:
     if data.empty:
         for ax in axes[1:]:
             ax.set_axis_off()
+            ax.set_gid(PLACEHOLDER)
         return empty(axes[0], exps, workload, f"{', '.join(wanted)} measurements")
     kind = spec.get("kind", "line")
     fig.set_size_inches(4.5 * len(panels) + 2, 4.5)  # room for each panel and the legend

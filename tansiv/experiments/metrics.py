@@ -52,8 +52,8 @@ def rtt_rows(run: RunRecord):
 def model_rtt_ns(there, back, request_bytes: int, reply_bytes: int) -> float:
     """latency + size / bottleneck bandwidth, there and back (CM02 without TCP window);
     there and back are routes.Route."""
-    return ((there.latency_s + request_bytes / there.bandwidth_Bps)
-            + (back.latency_s + reply_bytes / back.bandwidth_Bps)) * 1e9
+    return (there.latency_ns + request_bytes / there.bandwidth_Bps * 1e9
+            + back.latency_ns + reply_bytes / back.bandwidth_Bps * 1e9)
 
 
 def rtt_matrix(run_dir: Path, run: RunRecord = None):

@@ -14,6 +14,6 @@ class Mode:
 MODES = {m.name: m for m in (
     Mode("tansiv", True, "run"),      # VMs through the simulation
     Mode("netem", True, "netem"),     # the same VMs on a bridge shaped by tc netem
-    Mode("none", True, "alone"),      # one VM alone: the transparency reference
+    Mode("none", True, "none"),       # one VM alone: the transparency reference
     Mode("process", False, "run"),    # programs linked with libtansiv-client
 )}

@@ -20,7 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .. import paths, procs
+from .. import paths, procs, units
 from ..errors import TansivError
 from ..run import deployment
 from ..run.record import RunRecord
@@ -48,11 +48,11 @@ def command(exp: dict, p: Plan, platform: Path, dep: Path, run_dir: Path) -> lis
     args = [mode.command, platform, dep, "--out", run_dir]
     if mode.command == "run":
         boot_s = workloads.of(exp).boot_s if mode.vms else 0
-        until = boot_s + p.wait_s + (30 if mode.vms else 60)
-        args += ["--quiet", "--end-grace", "3", "--until", f"{until:.3f}", *p.run_args]
+        until_ns = units.to_ns(boot_s + p.wait_s + (30 if mode.vms else 60))
+        args += ["--quiet", "--end-grace", "3", "--until", f"{until_ns}ns", *p.run_args]
         if exp["participants"] == 1 and "--force" not in p.run_args:
             # No route, no lookahead: rounds of the route latency the sweep gives.
-            args += ["--force", f"{exp['latency_s']:.9f}"]
+            args += ["--force", f"{exp['latency_ns']}ns"]
         if exp.get("pcap"):
             args.append("--pcap")
         if exp.get("transport"):
@@ -69,10 +69,9 @@ def command(exp: dict, p: Plan, platform: Path, dep: Path, run_dir: Path) -> lis
     return args
 
 
-def _tansiv(args, log, timeout_s: float, log_path: Path, env, run_dir: Path) -> None:
+def _tansiv(args, log, timeout_s: float, log_path: Path, env) -> int:
     """tansiv's command; after timeout_s of wall time it gets SIGTERM (which ends the run
-    cleanly, its folder complete), then SIGKILL KILL_AFTER_S later. Raises on failure, saying
-    why as the run's record does."""
+    cleanly, its folder complete), then SIGKILL KILL_AFTER_S later. Returns its exit status."""
     # It dies with the experiment's job (SIGTERM: it ends the run cleanly), so that a job
     # killed by its executor leaves no run behind.
     proc = subprocess.Popen([str(paths.python()), "-m", "tansiv.cli", *map(str, args)],
@@ -83,19 +82,21 @@ def _tansiv(args, log, timeout_s: float, log_path: Path, env, run_dir: Path) -> 
     except subprocess.TimeoutExpired:
         procs.stop(proc, KILL_AFTER_S)
         raise TansivError(f"timed out after {timeout_s:g} s of wall time (timeout_s)")
-    if proc.returncode != 0:
-        raise TansivError(f"tansiv {args[0]} exited with {proc.returncode}{_said(run_dir)}: "
-                          f"see {log_path}")
+    return proc.returncode
 
 
-def _said(run_dir: Path) -> str:
-    """ (why), from the run's record: its error, or the first participant that broke."""
+def _record(run_dir: Path):
+    """The run's record, or None if the run left none that can be read."""
     try:
-        r = RunRecord.load(run_dir)
-    except (TansivError, OSError, KeyError, ValueError):
-        return ""
-    why = r.error or next((f"{p.name} {p.state}: {p.detail}" for p in r.participants
-                           if p.state in ("crashed", "failed")), "")
+        return RunRecord.load(run_dir)
+    except (TansivError, OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _said(r: RunRecord) -> str:
+    """ (why), from the run's record: its error, or the first participant that broke."""
+    why = r and (r.error or next((f"{p.name} {p.state}: {p.detail}" for p in r.participants
+                                  if p.broke), ""))
     return f" ({why})" if why else ""
 
 
@@ -131,7 +132,7 @@ def run(exp: dict, out: Path, vm_build=None, images=None) -> dict:
 
 def _run(exp, out: Path, status: dict, vm_build, images) -> list:
     plat = topology.write(out / "platform.xml", exp["topology"], exp["participants"],
-                          exp["latency_s"], exp["bandwidth_Bps"], left=exp.get("left"))
+                          exp["latency_ns"], exp["bandwidth_Bps"], left=exp["left"])
     p = plan(exp, images)
     dep = deployment.write(out / "deployment.xml", p.deployment())
     (out / "plan.json").write_text(json.dumps({
@@ -144,17 +145,23 @@ def _run(exp, out: Path, status: dict, vm_build, images) -> list:
     timeout = exp["timeout_s"] + (60 if MODES[exp["mode"]].command != "run" else 0)
     with open(log_path, "w") as log:
         try:
-            _tansiv(command(exp, p, plat, dep, run_dir), log, timeout, log_path, env, run_dir)
+            code = _tansiv(command(exp, p, plat, dep, run_dir), log, timeout, log_path, env)
         except TansivError as e:
             status["why"] = str(e)
-            return _metrics(exp, p, run_dir, safe=True)
-    run = RunRecord.load(run_dir)
+            return _metrics(exp, p, _record(run_dir), run_dir, safe=True)
+    run = _record(run_dir)  # read once: everything below takes it
+    if code != 0:
+        status["why"] = f"tansiv {MODES[exp['mode']].command} exited with {code}{_said(run)}: " \
+                        f"see {log_path}"
+        return _metrics(exp, p, run, run_dir, safe=True)
+    if run is None:
+        raise TansivError(f"{run_dir} holds no readable run record after a successful run")
     failed = _guest_failures(run, p)
     if failed:
         status["why"] = "; ".join(why for why, _ in failed.values())
         status["last_lines"] = {addr: lines for addr, (_, lines) in failed.items()}
-        return _metrics(exp, p, run_dir, safe=True)
-    rows = _metrics(exp, p, run_dir)
+        return _metrics(exp, p, run, run_dir, safe=True)
+    rows = _metrics(exp, p, run, run_dir)
     if run.netem and run.netem["where"] == "router":
         status["detail"] = "bridge in a router VM"
     status.update(status="ok", why="", key_figure=_key_figure(exp, rows))
@@ -179,9 +186,11 @@ def _guest_failures(run: RunRecord, p: Plan) -> dict:
 
 # ---- metrics ---------------------------------------------------------------------------------
 
-def _metrics(exp, p: Plan, run_dir: Path, safe=False) -> list:
+def _metrics(exp, p: Plan, run: RunRecord, run_dir: Path, safe=False) -> list:
+    """Every row the run measured; safe (a failed run): whatever can be had, else none."""
     try:
-        run = RunRecord.load(run_dir)
+        if run is None:
+            raise TansivError(f"{run_dir}: no run record")
         return _run_metrics(run) + workloads.of(exp).extract(p, run, run_dir)
     except (TansivError, OSError, KeyError, ValueError):
         if safe:
@@ -191,14 +200,15 @@ def _metrics(exp, p: Plan, run_dir: Path, safe=False) -> list:
 
 def _run_metrics(run: RunRecord) -> list:
     """What every coupled run measures of itself: speed, rounds, time held."""
-    if not (run.simulated_s is not None and run.wall_s):
+    if not (run.simulated_ns is not None and run.sync_wall_s):
         return []
-    rows = [{"metric": "simulated_s", "value": run.simulated_s, "unit": "s"},
-            {"metric": "wall_s", "value": run.wall_s, "unit": "s"},
-            {"metric": "sim_per_wall", "value": run.simulated_s / run.wall_s, "unit": "s/s"},
+    simulated_s = units.to_seconds(run.simulated_ns)
+    rows = [{"metric": "simulated_s", "value": simulated_s, "unit": "s"},
+            {"metric": "sync_wall_s", "value": run.sync_wall_s, "unit": "s"},
+            {"metric": "sim_per_wall", "value": simulated_s / run.sync_wall_s, "unit": "s/s"},
             {"metric": "rounds", "value": run.rounds, "unit": ""}]
     if run.rounds:
-        rows.append({"metric": "us_per_round", "value": run.wall_s / run.rounds * 1e6,
+        rows.append({"metric": "us_per_round", "value": run.sync_wall_s / run.rounds * 1e6,
                      "unit": "us"})
     return rows + [{"metric": "held_s", "value": p.held_s, "unit": "s", "src": p.name}
                    for p in run.participants if p.held_s is not None]

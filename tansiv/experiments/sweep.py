@@ -1,18 +1,18 @@
 """Parameter sweeps: the pipeline's configuration (config/config.yaml, checked by
 tansiv/experiments/config.py) expanded into experiments, each a dict of plain values with an
-id.
+id (the fields of Experiment).
 
-A sweep crosses its lists (modes, transports, nodes, latency, bandwidth, n, lookahead) and repeats
-each point
-`repetitions`
-times; `defaults`, then BUILTIN_DEFAULTS, fill what a sweep leaves out, and the
-workload's own defaults what its parameter block leaves out."""
+A sweep crosses its lists (modes, transports, nodes, latency, bandwidth, n, lookahead) and
+repeats each point `repetitions` times; `defaults`, then BUILTIN_DEFAULTS, fill what a sweep
+leaves out, and the workload's own defaults what its parameter block leaves out."""
 
 import itertools
 import re
+from dataclasses import asdict, dataclass, field, fields
 
 from .. import units
 from ..errors import InputError
+from ..run.choices import TRANSPORTS
 from .modes import MODES
 from .workloads import registry
 
@@ -20,7 +20,41 @@ from .workloads import registry
 BUILTIN_DEFAULTS = {"topology": "star", "latency": ["10ms"], "bandwidth": ["1Gbps"], "n": [2],
                     "repetitions": 1}
 TIMEOUT_S = 1800
-TRANSPORTS = ("shm", "socket")  # tansiv run --transport; the first is tansiv's default
+
+
+def _not_column(default=None):
+    return field(default=default, metadata={"column": False})
+
+
+@dataclass
+class Experiment:
+    """One point of a sweep, as its job gets it (spec.json) and as the tables show it: every
+    field is a column of experiments.csv and of the measurement tables, unless marked."""
+    id: str
+    sweep: str
+    mode: str
+    transport: str            # tansiv run --transport (None: a mode without a coordinator)
+    nodes: int                # SLURM nodes the run spreads over
+    workload: str
+    topology: str
+    n: int                    # the sweep's n
+    participants: int         # hosts the workload's n makes
+    left: int                 # a dumbbell's hosts on the left (None: half)
+    latency: str              # as written in the sweep
+    latency_ns: int
+    bandwidth: str
+    bandwidth_Bps: float
+    lookahead: str
+    lookahead_ns: int
+    rep: int
+    params: dict = _not_column()       # the workload's parameters (a column each: tables.py)
+    definition: dict = _not_column()   # a configured workload's block
+    netem_where: str = _not_column("auto")
+    pcap: bool = _not_column(False)
+    timeout_s: float = _not_column(TIMEOUT_S)
+
+
+COLUMNS = [f.name for f in fields(Experiment) if f.metadata.get("column", True)]
 
 
 def _slug(text) -> str:
@@ -28,8 +62,9 @@ def _slug(text) -> str:
 
 
 def expand(config: dict) -> dict:
-    """{experiment id: experiment} for every point of every sweep, in a stable order.
-    Raises InputError naming the sweep and key of anything inconsistent."""
+    """{experiment id: experiment (a dict of Experiment's fields)} for every point of every
+    sweep, in a stable order. Raises InputError naming the sweep and key of anything
+    inconsistent (the schema has checked each value's form)."""
     defaults = {**BUILTIN_DEFAULTS, **config.get("defaults", {})}
     workloads = registry(config)
     experiments = {}
@@ -46,21 +81,13 @@ def expand(config: dict) -> dict:
         lookaheads = sweep.get("lookahead", [None])
         if w.needs_lookahead and lookaheads == [None]:
             raise InputError(f"{where}: the {w.name} workload needs a lookahead list")
-        transports = sweep.get("transports", [TRANSPORTS[0]])
-        for t in transports:
-            if t not in TRANSPORTS:
-                raise InputError(f"{where}.transports: '{t}' is not a transport "
-                                 f"({', '.join(TRANSPORTS)})")
-        nodes = sweep.get("nodes", [1])
-        for k in nodes:
-            if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-                raise InputError(f"{where}.nodes: '{k}' is not a number of nodes (>= 1)")
-        coupled = [(t, k) for t in transports for k in nodes]
+        coupled = [(t, k) for t in sweep.get("transports", [TRANSPORTS[0]])
+                   for k in sweep.get("nodes", [1])]
         points = [(mode, t, k) for mode in sweep["modes"]
                   for t, k in (coupled if MODES[mode].command == "run" else [(None, 1)])]
         for (mode, transport, k), lat, bw, n, la in itertools.product(
                 points, sweep["latency"], sweep["bandwidth"], sweep["n"], lookaheads):
-            latency_s = units.step(lat, f"{where}.latency")
+            latency_ns = units.step_ns(lat, f"{where}.latency")
             bandwidth_Bps = units.bandwidth(bw, f"{where}.bandwidth")
             if bandwidth_Bps <= 0:
                 raise InputError(f"{where}.bandwidth: '{bw}': a link needs a bandwidth > 0")
@@ -86,21 +113,16 @@ def expand(config: dict) -> dict:
                     parts.append(f"la{_slug(la)}")
                 parts.append(f"r{rep}")
                 eid = "-".join(parts)
-                experiments[eid] = {
-                    "id": eid, "sweep": name, "mode": mode, "transport": transport,
-                    "nodes": k,
-                    "workload": w.name,
-                    "definition": definition, "topology": topology, "n": n,
-                    "participants": participants, "left": left,
-                    "latency": lat, "latency_s": latency_s,
-                    "bandwidth": bw, "bandwidth_Bps": bandwidth_Bps,
-                    "rep": rep, "lookahead": la,
-                    "lookahead_s": units.step(la, f"{where}.lookahead") if la else None,
-                    "params": {**w.defaults(), **(sweep.get(w.name) or {})},
-                    "netem_where": config.get("netem_where", "auto"),
-                    "pcap": sweep.get("pcap", False),
-                    "timeout_s": sweep.get("timeout_s", config.get("timeout_s", TIMEOUT_S)),
-                }
+                experiments[eid] = asdict(Experiment(
+                    id=eid, sweep=name, mode=mode, transport=transport, nodes=k,
+                    workload=w.name, topology=topology, n=n, participants=participants,
+                    left=left, latency=lat, latency_ns=latency_ns, bandwidth=bw,
+                    bandwidth_Bps=bandwidth_Bps, lookahead=la,
+                    lookahead_ns=units.step_ns(la, f"{where}.lookahead") if la else None,
+                    rep=rep, params={**w.defaults(), **(sweep.get(w.name) or {})},
+                    definition=definition, netem_where=config.get("netem_where", "auto"),
+                    pcap=sweep.get("pcap", False),
+                    timeout_s=sweep.get("timeout_s", config.get("timeout_s", TIMEOUT_S))))
     return experiments
 
 

@@ -13,12 +13,14 @@ each) and, for figures' sake, the latency in ms and the bandwidth in Mbit/s."""
 import json
 from pathlib import Path
 
+from .sweep import COLUMNS
 from .workloads import RUN_METRICS, RUN_TABLE, SELF_METRICS, registry
 
 METRIC_FIELDS = ["id", "metric", "value", "unit", "src", "dst", "seq", "label"]
-PARAMS = ["id", "sweep", "mode", "transport", "nodes", "workload", "topology", "n",
-          "participants", "latency", "latency_s", "latency_ms", "bandwidth", "bandwidth_Bps",
-          "bandwidth_mbps", "lookahead", "lookahead_s", "rep"]
+# The experiment's columns (sweep.Experiment), then those derived for figures.
+DERIVED = {"latency_ms": lambda exp: exp["latency_ns"] / 1e6,
+           "bandwidth_mbps": lambda exp: exp["bandwidth_Bps"] * 8 / 1e6}
+PARAMS = COLUMNS + list(DERIVED)
 STATUS = ["status", "why", "key_figure", "wall_s", "container", "detail"]
 
 
@@ -32,8 +34,7 @@ def columns(config: dict = None) -> list:
 
 
 def experiment_row(exp: dict, status: dict, config: dict = None) -> dict:
-    return {**{k: exp.get(k) for k in PARAMS}, "latency_ms": exp["latency_s"] * 1e3,
-            "bandwidth_mbps": exp["bandwidth_Bps"] * 8 / 1e6,
+    return {**{k: exp[k] for k in COLUMNS}, **{k: f(exp) for k, f in DERIVED.items()},
             **{k: exp["params"].get(k) for k in workload_params(config)},
             **{k: status.get(k, "") for k in STATUS}}
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..run.deployment import HEADER
 from ..units import simgrid_bandwidth as _bps
-from ..units import simgrid_duration as _us
+from ..units import simgrid_duration as _lat
 
 KINDS = ("star", "cluster", "dumbbell")
 
@@ -45,28 +45,31 @@ def pairs(kind: str, n: int):
     return [(f"h{k}", f"h{k + 1}") for k in range(1, n, 2)]
 
 
-def write(path, kind: str, n: int, latency: float, bandwidth: float, left: int = None) -> Path:
-    """The platform file of a topology: route latency in s, bandwidth in B/s; left: how many
+def write(path, kind: str, n: int, latency_ns: int, bandwidth: float, left: int = None) -> Path:
+    """The platform file of a topology: route latency in ns, bandwidth in B/s; left: how many
     hosts sit left of a dumbbell's bottleneck (default: half)."""
     path = Path(path)
-    path.write_text(platform(kind, n, latency, bandwidth, left))
+    path.write_text(platform(kind, n, latency_ns, bandwidth, left))
     return path
 
 
-def platform(kind: str, n: int, latency: float, bandwidth: float, left: int = None) -> str:
+def platform(kind: str, n: int, latency_ns: int, bandwidth: float, left: int = None) -> str:
+    if not isinstance(latency_ns, int):  # a float would be seconds, from before ns
+        raise TypeError(f"a route latency is integer ns, not {latency_ns!r}")
+    latency = latency_ns
     if n < 1:
         raise InputError(f"a {kind} needs at least one host")
     if kind == "star":
         # No backbone: the switch adds no constraint, the hosts' links are the route.
         return HEADER + (
             f'  <cluster id="star" prefix="h" suffix="" radical="1-{n}" speed="1Gf" '
-            f'lat="{_us(latency / 2)}" bw="{_bps(bandwidth)}" sharing_policy="SPLITDUPLEX"/>\n'
+            f'lat="{_lat(latency / 2)}" bw="{_bps(bandwidth)}" sharing_policy="SPLITDUPLEX"/>\n'
             "</platform>\n")
     if kind == "cluster":
         return HEADER + (
             f'  <cluster id="cluster" prefix="h" suffix="" radical="1-{n}" speed="1Gf" '
-            f'lat="{_us(latency / 4)}" bw="{_bps(bandwidth)}" sharing_policy="SPLITDUPLEX" '
-            f'bb_lat="{_us(latency / 2)}" bb_bw="{_bps(bandwidth)}" bb_sharing_policy="SHARED"/>\n'
+            f'lat="{_lat(latency / 4)}" bw="{_bps(bandwidth)}" sharing_policy="SPLITDUPLEX" '
+            f'bb_lat="{_lat(latency / 2)}" bb_bw="{_bps(bandwidth)}" bb_sharing_policy="SHARED"/>\n'
             "</platform>\n")
     if kind == "dumbbell":
         half = n // 2 if left is None else left
@@ -81,9 +84,9 @@ def platform(kind: str, n: int, latency: float, bandwidth: float, left: int = No
         duplex = 'sharing_policy="SPLITDUPLEX"'
         for h in hosts(n):
             lines.append(f'    <link id="{h}-access" bandwidth="{_bps(bandwidth * 10)}" '
-                         f'latency="{_us(latency / 4)}" {duplex}/>')
+                         f'latency="{_lat(latency / 4)}" {duplex}/>')
         lines.append(f'    <link id="bottleneck" bandwidth="{_bps(bandwidth)}" '
-                     f'latency="{_us(latency / 2)}" {duplex}/>')
+                     f'latency="{_lat(latency / 2)}" {duplex}/>')
         side = {h: ("left" if k < half else "right") for k, h in enumerate(hosts(n))}
 
         def link(name, direction):

@@ -7,7 +7,7 @@ import cffi
 
 from .. import paths
 
-_DEFINE = re.compile(r"#define\s+\w+\s+(0x[0-9a-fA-F]+|\d+)\s*$")
+_DEFINE = re.compile(r"#define\s+\w+\s+(0x[0-9a-fA-F]+|\d+)\s*(/\*.*\*/)?\s*$")
 
 
 def cdef_source(header: Path) -> str:

@@ -11,13 +11,16 @@ happens exactly when the simulation says."""
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 
+from .. import units
 from ..procs import describe_exit
 from . import hub as hubmod
 from . import pcap, protocol, routes
+from .choices import LAUNCHERS, ON_STALL, TRANSPORTS
 from .participants import Participant, Participants, RunError
-from .platform import Network, ns
+from .platform import Network
 from .record import RunRecord
 from .wire import ethernet_wire_size
 
@@ -26,33 +29,45 @@ log = logging.getLogger("tansiv.coordinator")
 ECHO_PERIOD_S = 0.25
 WAIT_SLICE_MS = 250
 NEVER = 2**64 - 1  # a date no round reaches
-TRANSPORTS = ("shm", "socket")
 RING_SIZE = 1 << 20
 ROUND_BYTES = hubmod.ROUND_BYTES  # payload bytes a participant may send per round
+CONNECT_TIMEOUT_S = 60.0  # participants have this long to say HELLO
 END_GRACE_S = 5.0  # how long programs may run on after the simulation ended
 STALL_S = 60.0     # a round waiting this long (plus 10 slices) has a stalled participant
-ON_STALL = ("fail", "remove")
-LAUNCHERS = ("local", "slurm")
 RELAY_GRACE_S = 5.0  # a relay's report may come this long after its participants' grace
 
 
 @dataclass
 class Options:
-    force_lookahead_ns: int = None
-    until_ns: int = None
-    overhead: int = None          # bytes added to every packet; None: 0 for processes,
-                                  # Ethernet framing for VMs
-    connect_timeout_s: float = 60.0
+    """How a run goes: one field per option of `tansiv run` (the argparse dest of each flag
+    is its field's name), and what run.json's `options` records (as_record)."""
+    force_lookahead_ns: int = None  # simulated ns, instead of the smallest route latency
+    until_ns: int = None            # end the simulation at this simulated date
+    overhead: int = None            # bytes added to every packet; None: 0 for processes,
+                                    # Ethernet framing for VMs
+    socket: str = None              # where participants connect; None: a fresh Unix socket
+    main: tuple = ()                # addresses whose end ends the run
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
     end_grace_s: float = END_GRACE_S
-    echo: bool = True             # print participants' output as it comes
-    pcap: bool = False            # write what each participant sent and received (pcap/)
-    transport: str = "shm"        # local participants: shared-memory channels, or sockets
-    ring_size: int = RING_SIZE    # bytes of each ring of a channel
-    stall_s: float = STALL_S      # wall seconds a round may wait for a participant
-    on_stall: str = "fail"        # fail the run, or remove the stalled participants
+    quiet: bool = False             # do not print participants' output as it comes
+    pcap: bool = False              # write what each participant sent and received (pcap/)
+    transport: str = TRANSPORTS[0]  # local participants: shared-memory channels, or sockets
+    ring_size: int = RING_SIZE      # bytes of each ring of a channel
+    stall_s: float = STALL_S        # wall seconds a round may wait for a participant
+    on_stall: str = ON_STALL[0]     # fail the run, or remove the stalled participants
     round_bytes: int = ROUND_BYTES  # payload bytes a participant may send per round
-    launcher: str = "local"       # local, or slurm: across the nodes of an allocation
-    placement: object = None      # slurm: a file of `ADDRESS NODE` lines (Path)
+    launcher: str = LAUNCHERS[0]    # local, or slurm: across the nodes of an allocation
+    placement: object = None        # slurm: a file of `ADDRESS NODE` lines (Path)
+
+    @classmethod
+    def from_args(cls, args) -> "Options":
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+    def as_record(self) -> dict:
+        """run.json's options: every field, paths as text, main sorted."""
+        return {f.name: (str(v) if isinstance(v, Path) else
+                         sorted(v) if f.name == "main" else v)
+                for f in fields(self) for v in [getattr(self, f.name)]}
 
 
 @dataclass
@@ -93,8 +108,8 @@ class Coordinator:
         self.timing = Timing()
         self._last_echo = 0.0
         self._progress = (None, 0.0)  # (rounds ended, wall time it last changed)
-        self.capture = (pcap.Capture(rundir.path / "pcap", [p.name for p in participants])
-                        if options.pcap else None)
+        self.capture = (pcap.Capture(rundir.path / "pcap", [p.name for p in participants],
+                                     rundir.sink) if options.pcap else None)
 
     # ---- start -----------------------------------------------------------------------------
 
@@ -188,14 +203,14 @@ class Coordinator:
 
             # Events that fall on T (up to rounding to ns) are SimGrid's to process now.
             t0 = perf()
-            nxt = net.next_event()
-            while nxt >= 0 and ns(nxt) <= T:
-                net.run_until(nxt)
+            nxt = net.next_event_ns()
+            while nxt is not None and nxt <= T:
+                net.run_to_next_event()
                 self._deliver_finished(T)
-                nxt = net.next_event()
+                nxt = net.next_event_ns()
             # Nothing can happen in the simulation before its next event (or --until): the
             # hub runs the rounds up to it by itself while they are idle.
-            horizon = min(ns(nxt) if nxt >= 0 else NEVER, until if until is not None else NEVER)
+            horizon = min(NEVER if nxt is None else nxt, NEVER if until is None else until)
             t1 = perf()
             self.timing.simgrid += t1 - t0
 
@@ -204,7 +219,7 @@ class Coordinator:
                 self._echo()
                 self._check_stall()
             D = hub.barrier()
-            event_due = nxt >= 0 and ns(nxt) <= D
+            event_due = nxt is not None and nxt <= D
             t2 = perf()
             self.timing.hub += t2 - t1
 
@@ -213,7 +228,7 @@ class Coordinator:
             t3 = perf()
             if count:
                 self._inject(count, packets)
-            net.run_until(D / 1e9)
+            net.run_until(D)
             self.now_ns = D
             # Completions by D are the predicted event, or (only if the lookahead was forced
             # above a route latency) packets injected in this very round.
@@ -248,7 +263,7 @@ class Coordinator:
                 self._drop(InFlight(None, src, None, p.size, p.time, p.handle),
                            f"unknown destination {dst_name}", dst_name=dst_name)
                 continue
-            net.run_until(p.time / 1e9)
+            net.run_until(p.time)
             comm = net.send(src.actor.host, dst.actor.host, self._wire_size(src, p.size))
             self.inflight.append(InFlight(comm, src, dst, p.size, p.time, p.handle))
 
@@ -258,7 +273,7 @@ class Coordinator:
             if not f.comm.test():
                 still.append(f)
                 continue
-            complete = ns(f.comm.finish_time)
+            complete = self.net.finish_ns(f.comm)
             if not self.hub.alive(f.dst.client):
                 self._drop(f, "destination gone", complete)
                 continue
@@ -334,7 +349,7 @@ class Coordinator:
         if rounds != self._progress[0]:
             self._progress = (rounds, now)
             return
-        bound = self.opt.stall_s + 10 * self.lookahead_ns / 1e9
+        bound = self.opt.stall_s + 10 * units.to_seconds(self.lookahead_ns)
         waited = now - self._progress[1]
         if waited < bound:
             return
@@ -352,7 +367,7 @@ class Coordinator:
 
     def _echo(self) -> None:
         self._last_echo = time.perf_counter_ns()
-        if self.opt.echo:
+        if not self.opt.quiet:
             for p in self.participants:
                 p.echo()
 
@@ -383,8 +398,8 @@ class Coordinator:
             stopped = code is None or (p.node is not None and p.proc.stopped)
             p.finished(p.proc.returncode, terminated=stopped)
             if p.client is not None:
-                p.held_s = self.hub.held_ns(p.client) / 1e9
-            if self.opt.echo:
+                p.held_s = units.to_seconds(self.hub.held_ns(p.client))
+            if not self.opt.quiet:
                 p.echo_rest()
 
     def fill(self, r: RunRecord) -> None:
@@ -392,9 +407,10 @@ class Coordinator:
         stats = self.hub.stats()
         # The hub's barrier is ahead of now_ns while it runs idle rounds by itself (a run
         # interrupted then reached it all the same).
-        r.simulated_s = max(self.now_ns, self.hub.barrier()) / 1e9
-        r.wall_s = self.timing.total / 1e9
-        r.simulated_s_per_wall_s = r.simulated_s / r.wall_s if r.wall_s > 0 else None
+        r.simulated_ns = max(self.now_ns, self.hub.barrier())
+        r.sync_wall_s = units.to_seconds(self.timing.total)
+        r.simulated_s_per_wall_s = (units.to_seconds(r.simulated_ns) / r.sync_wall_s
+                                    if r.sync_wall_s > 0 else None)
         r.rounds = stats["rounds"]
         r.lookahead_ns = self.lookahead_ns
         r.packets_delivered, r.packets_dropped = self.delivered, self.dropped

@@ -17,9 +17,10 @@ ffi = cffi.FFI()
 cheader.load(ffi, "tansiv-hub.h")
 _lib = None
 
-JOINED, LEFT, FAILED = 1, 2, 3
-# The hub's bounds on a client (tansiv-hub.h): payload bytes per round, bytes left unread.
-_constants = ffi.dlopen(None)  # the header's #defines, without loading the library
+# The header's enums and #defines, without loading the library: its events' kinds, and its
+# bounds on a client (payload bytes per round, bytes left unread).
+_constants = ffi.dlopen(None)
+JOINED, LEFT, FAILED = _constants.TSV_HUB_JOINED, _constants.TSV_HUB_LEFT, _constants.TSV_HUB_FAILED
 ROUND_BYTES, OUT_BYTES = _constants.TSV_HUB_ROUND_BYTES, _constants.TSV_HUB_OUT_BYTES
 
 

@@ -20,10 +20,7 @@ from pathlib import Path
 from .. import paths, procs
 from ..errors import InputError, TansivError
 from .deployment import Actor
-from .record import ParticipantRecord
-
-STARTING, RUNNING, ENDED, LEFT, CRASHED, FAILED = (
-    "starting", "running", "ended", "left", "crashed", "failed")
+from .record import BROKEN, CRASHED, ENDED, FAILED, LEFT, RUNNING, STARTING, ParticipantRecord
 
 
 class RunError(TansivError):
@@ -122,7 +119,7 @@ class Participant:
 
     @property
     def broke(self) -> bool:
-        return self.state in (CRASHED, FAILED)
+        return self.state in BROKEN
 
     def record(self) -> ParticipantRecord:
         return ParticipantRecord(

@@ -19,6 +19,8 @@ import ipaddress
 import struct
 from pathlib import Path
 
+from .wire import mac
+
 MAGIC_NS = 0xA1B23C4D
 LINKTYPE_ETHERNET = 1
 SNAPLEN = 262144          # larger than any frame: the protocol's payloads are <= 64 KiB
@@ -49,10 +51,6 @@ def checksum(header: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def mac(address: str) -> bytes:
-    return b"\x52\x54" + ipaddress.IPv4Address(address).packed
-
-
 def udp_frame(src: str, dst: str, payload: bytes) -> bytes:
     """A process's message as an Ethernet frame carrying an IPv4/UDP datagram."""
     data = payload[:IP_MAX_DATA]
@@ -68,11 +66,13 @@ class Capture:
     """The run's pcap files, one per participant, written as packets go by. The coordinator
     writes a file's records in time order (docs/design.md, Packet captures)."""
 
-    def __init__(self, folder: Path, names):
+    def __init__(self, folder: Path, names, opener=open):
+        """opener(path, mode): the run's (rundir.RunDir.sink), so that a full disk ends the
+        run once, naming the file."""
         folder.mkdir(exist_ok=True)
         self._files = {}
         for name in names:
-            self._files[name] = f = open(folder / f"{name}.pcap", "wb")
+            self._files[name] = f = opener(folder / f"{name}.pcap", "wb")
             f.write(file_header())
 
     def add(self, owner: str, time_ns: int, sender_role: str, src: str, dst: str,

@@ -1,6 +1,8 @@
 """The simulated network: SimGrid's engine in maestro mode (no actors), driven step by step.
 
-SimGrid's engine is a process-wide singleton: one Network per process."""
+Dates and latencies cross this class in integer ns (tansiv/units.py); SimGrid's float
+seconds stay inside it. SimGrid's engine is a process-wide singleton: one Network per
+process."""
 
 import math
 import os
@@ -11,6 +13,7 @@ from pathlib import Path
 import cffi
 
 from ..errors import InputError, TansivError
+from .. import units
 from . import cheader
 
 # A transfer takes latency + size / bottleneck bandwidth, as route_to reports them. SimGrid's
@@ -24,11 +27,6 @@ DEFAULT_CFG = ["network/model:CM02", "network/TCP-gamma:0", "network/crosstraffi
 
 _ffi = cffi.FFI()
 cheader.load(_ffi, "tansiv-sgnext.h")
-
-
-def ns(seconds: float) -> int:
-    """Simulation date (s, float) to integer ns: the protocol's unit."""
-    return int(round(seconds * 1e9))
 
 
 def _import_simgrid():
@@ -132,21 +130,34 @@ class Network:
         return v() if callable(v) else str(v)
 
     def route(self, src: str, dst: str):
-        """(latency s, bottleneck bandwidth B/s, link names) of the route src -> dst."""
+        """(latency ns, bottleneck bandwidth B/s, link names) of the route src -> dst."""
         links, latency = self.hosts[src].route_to(self.hosts[dst])
         bandwidth = min((l.bandwidth for l in links), default=math.inf)
-        return latency, bandwidth, [l.name for l in links]
+        return units.to_ns(latency), bandwidth, [l.name for l in links]
 
     # ---- stepping ------------------------------------------------------------------------
 
-    def run_until(self, date: float) -> None:
+    def run_until(self, date_ns: int) -> None:
+        date = units.to_seconds(date_ns)
         # SimGrid aborts on a date in the past.
         if date > self.engine.clock:
             self.engine.run_until(date)
 
-    def next_event(self) -> float:
-        """Date of the next event (s), -1 if none."""
-        return self._sg.tsv_sg_next_event()
+    def run_to_next_event(self) -> None:
+        """Runs to the next event's exact date (a float that ns may round below)."""
+        date = self._sg.tsv_sg_next_event()
+        if date > self.engine.clock:
+            self.engine.run_until(date)
+
+    def next_event_ns(self):
+        """Date of the next event (ns), None if none."""
+        date = self._sg.tsv_sg_next_event()
+        return None if date < 0 else units.to_ns(date)
+
+    @staticmethod
+    def finish_ns(comm) -> int:
+        """When a finished communication completed (ns)."""
+        return units.to_ns(comm.finish_time)
 
     def send(self, src: str, dst: str, size: int):
         """Starts a communication now; returns the SimGrid Comm."""

@@ -16,6 +16,12 @@ EXIT_STATUS = {"ok": 0, "error": 1, "participant-failure": 3, "interrupted": 130
                "terminated": 143}
 
 
+# A participant's states (tansiv/run/participants.py says how it moves between them).
+STARTING, RUNNING, ENDED, LEFT, CRASHED, FAILED = (
+    "starting", "running", "ended", "left", "crashed", "failed")
+BROKEN = (CRASHED, FAILED)  # what makes a run's status participant-failure
+
+
 @dataclass
 class ParticipantRecord:
     name: str                # its address
@@ -32,6 +38,10 @@ class ParticipantRecord:
     exit: int = None         # exit status (negative: the signal that killed it)
     log: str = ""
 
+    @property
+    def broke(self) -> bool:
+        return self.state in BROKEN
+
 
 @dataclass
 class RunRecord:
@@ -40,14 +50,14 @@ class RunRecord:
     error: str = None
     command: list = field(default_factory=list)
     started: str = ""
-    total_wall_s: float = 0.0
+    total_wall_s: float = 0.0          # of the whole run, from its checks to its record
     versions: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     participants: list = field(default_factory=list)  # of ParticipantRecord
     # The simulation (tansiv mode)
-    simulated_s: float = None
-    wall_s: float = None               # of the synchronization loop
+    simulated_ns: int = None           # the date the simulation reached
+    sync_wall_s: float = None          # wall time of the synchronization loop
     simulated_s_per_wall_s: float = None
     rounds: int = None
     lookahead_ns: int = None
@@ -62,10 +72,8 @@ class RunRecord:
     def exit_status(self) -> int:
         return EXIT_STATUS[self.status]
 
-    def write(self, run_dir: Path) -> None:
-        with open(Path(run_dir) / FILE, "w") as f:
-            json.dump(asdict(self), f, indent=2, default=str)
-            f.write("\n")
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str) + "\n"
 
     @classmethod
     def load(cls, run_dir: Path) -> "RunRecord":

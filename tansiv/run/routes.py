@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import TansivError
-from .platform import ns
 
 FILE = "routes.json"
 
@@ -19,13 +18,9 @@ class Route:
     dst: str
     src_host: str
     dst_host: str
-    latency_s: float
+    latency_ns: int
     bandwidth_Bps: float   # the bottleneck's
     links: list = field(default_factory=list)
-
-    @property
-    def latency_ns(self) -> int:
-        return ns(self.latency_s)
 
 
 def table(net, actors) -> list:

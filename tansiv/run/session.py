@@ -3,13 +3,14 @@ run.json, whatever the mode.
 
     tansiv  the deployment's participants coupled to the SimGrid simulation (coordinator)
     netem   the deployment's VMs on a bridge shaped by tc netem (tansiv/vm/netem.py)
-    none    the deployment's VMs each alone, uncoupled (tansiv/vm/alone.py)
+    none    the deployment's VMs each alone, uncoupled (tansiv/vm/none.py)
 
 Every mode checks its inputs before anything is created (bad input: InputError, no folder),
 then writes the run's folder (inputs, routes, logs) and, whatever happens next (success, an
 error, SIGINT, SIGTERM), its record. The functions return the record; the command line
 prints it."""
 
+import contextlib
 import datetime
 import ipaddress
 import logging
@@ -131,22 +132,16 @@ class _Session:
         return self.rundir.path
 
 
-def run(inputs: Inputs, out: Path, options: Options = None, socket: str = None,
-        main=()) -> RunRecord:
+def run(inputs: Inputs, out: Path, options: Options = None) -> RunRecord:
     """The deployment coupled to the simulation (mode tansiv)."""
     from .hub import OUT_BYTES, Hub
     options = options or Options()
     d = inputs.deployment
-    main = inputs.main(main)
+    main = inputs.main(options.main)
+    socket = options.socket
     programs = [resolve_program(a, d.path) for a in d.actors]
     alloc, nodes = _placement(options, [a.address for a in d.actors])
-    s = _Session("tansiv", inputs, out, {
-        "force_s": _seconds(options.force_lookahead_ns), "until_s": _seconds(options.until_ns),
-        "overhead": options.overhead, "socket": socket, "main": sorted(main),
-        "pcap": options.pcap, "transport": options.transport, "ring_size": options.ring_size,
-        "stall_s": options.stall_s, "on_stall": options.on_stall,
-        "round_bytes": options.round_bytes, "launcher": options.launcher,
-        "placement": str(options.placement) if options.placement else None})
+    s = _Session("tansiv", inputs, out, options.as_record())
     members = Participants(Participant(a, prog, s.rundir.participant_log(a.address),
                                        main=a.address in main)
                            for a, prog in zip(d.actors, programs))
@@ -160,55 +155,61 @@ def run(inputs: Inputs, out: Path, options: Options = None, socket: str = None,
                                           "coordinator": alloc.here}
         log.info("SLURM job %s, nodes %s; coordinator on %s", alloc.job,
                  ", ".join(alloc.nodes), alloc.here or "a host outside the allocation")
-    tmpdir = hub = coord = relays = None
-    with s:
-        try:
-            if socket is None:
-                tmpdir = tempfile.mkdtemp(prefix="tansiv-")
-                socket = s.record.options["socket"] = f"{tmpdir}/hub.sock"
-            ring = options.ring_size if options.transport == "shm" else 0
-            hub = Hub(socket, ring)
-            hub.set_limits(options.round_bytes, OUT_BYTES)
-            if remote:
-                from . import slurm
-                hub.listen_tcp(f"tcp:{slurm.listen_host(alloc)}:0")
-            secret = _guard_tcp(hub, s.rundir)
-            coord = Coordinator(inputs.network, members, inputs.routes, hub, s.rundir, options)
-            coord.check()  # a run that cannot have a lookahead starts no program
-            env = {"TANSIV_PEERS": ",".join(p.name for p in members),
-                   "TANSIV_RUN_DIR": str(s.path.resolve())}
-            if any(is_vm(p.program) for p in members):
-                from ..vm import build
-                log.info("VMs in the deployment: QEMU and the guest image (built once, then "
-                         "cached)")
-                env.update(build.current().env())
-            secret_env = {"TANSIV_SECRET": secret} if secret else {}  # never on a command line
-            for p in members:
-                if p.node:
-                    continue
-                p.start([str(p.program), hub.address, *p.actor.args],
-                        {**env, **secret_env, "TANSIV_SOCKET": hub.address,
-                         "TANSIV_ADDRESS": p.name, "TANSIV_HOST": p.actor.host})
-                log.info("started %s on %s: %s %s", p.name, p.actor.host, p.program,
-                         " ".join(p.actor.args))
-            if remote:
-                relays = _start_remote(remote, hub, alloc, options, env, secret_env, s.path)
-            coord.connect()
-            coord.run()
-        finally:
-            if coord:
-                coord.finish()
-                coord.fill(s.record)
-            if relays:
-                from .. import procs
-                procs.stop(relays, grace_s=10.0)
-            for p in members:
-                p.terminate(grace_s=2.0)
-            if hub:
-                hub.close()
-            if tmpdir:
-                shutil.rmtree(tmpdir, ignore_errors=True)
+    # Each clean-up step is registered as what it undoes comes to be, and runs (in reverse)
+    # whatever the others do: ending the run never depends on writing succeeding (a full
+    # disk), nor on an earlier step.
+    with s, contextlib.ExitStack() as cleanup:
+        if socket is None:
+            tmpdir = tempfile.mkdtemp(prefix="tansiv-")
+            cleanup.callback(shutil.rmtree, tmpdir, ignore_errors=True)
+            socket = s.record.options["socket"] = f"{tmpdir}/hub.sock"
+        ring = options.ring_size if options.transport == "shm" else 0
+        hub = Hub(socket, ring)
+        cleanup.callback(hub.close)
+        cleanup.callback(_terminate, members)
+        hub.set_limits(options.round_bytes, OUT_BYTES)
+        if remote:
+            from . import slurm
+            hub.listen_tcp(f"tcp:{slurm.listen_host(alloc)}:0")
+        secret = _guard_tcp(hub, s.rundir)
+        coord = Coordinator(inputs.network, members, inputs.routes, hub, s.rundir, options)
+        coord.check()  # a run that cannot have a lookahead starts no program
+        env = {"TANSIV_PEERS": ",".join(p.name for p in members),
+               "TANSIV_RUN_DIR": str(s.path.resolve())}
+        if any(is_vm(p.program) for p in members):
+            from ..vm import build
+            log.info("VMs in the deployment: QEMU and the guest image (built once, then "
+                     "cached)")
+            env.update(build.current().env())
+        secret_env = {"TANSIV_SECRET": secret} if secret else {}  # never on a command line
+        relays = []  # the relays' srun step, once started
+        cleanup.callback(_stop_relays, relays)
+        cleanup.callback(coord.fill, s.record)
+        cleanup.callback(coord.finish)  # first: END, the participants' ends (relays' reports)
+        for p in members:
+            if p.node:
+                continue
+            p.start([str(p.program), hub.address, *p.actor.args],
+                    {**env, **secret_env, "TANSIV_SOCKET": hub.address,
+                     "TANSIV_ADDRESS": p.name, "TANSIV_HOST": p.actor.host})
+            log.info("started %s on %s: %s %s", p.name, p.actor.host, p.program,
+                     " ".join(p.actor.args))
+        if remote:
+            relays.append(_start_remote(remote, hub, alloc, options, env, secret_env, s.path))
+        coord.connect()
+        coord.run()
     return s.record
+
+
+def _stop_relays(relays) -> None:
+    from .. import procs
+    for step in relays:
+        procs.stop(step, grace_s=10.0)
+
+
+def _terminate(members) -> None:
+    for p in members:
+        p.terminate(grace_s=2.0)
 
 
 def _placement(options: Options, addresses):
@@ -262,9 +263,9 @@ def netem(inputs: Inputs, out, where: str = "auto", timeout_s: float = 600.0,
     return s.record
 
 
-def alone(inputs: Inputs, out, timeout_s: float = 600.0, main=()) -> RunRecord:
+def none(inputs: Inputs, out, timeout_s: float = 600.0, main=()) -> RunRecord:
     """The deployment's VMs (the main ones if named) each alone, uncoupled."""
-    from ..vm import alone as uncoupled, build
+    from ..vm import build, none as uncoupled
     inputs.vms_only("none")
     main = inputs.main(main)
     actors = [a for a in inputs.deployment.actors if not main or a.address in main]
@@ -299,6 +300,3 @@ def _guard_tcp(hub, rundir: RunDir):
 def routes_by_pair(table) -> dict:
     return {(r.src, r.dst): r for r in table}
 
-
-def _seconds(ns):
-    return None if ns is None else ns / 1e9

@@ -46,13 +46,13 @@ def shaping_commands(vms, routes, dev_of) -> list:
         for i, src in enumerate(vms):
             if i == j:
                 continue
-            lat, bw = routes[(src, dst)].latency_s, routes[(src, dst)].bandwidth_Bps
+            lat_ns, bw = routes[(src, dst)].latency_ns, routes[(src, dst)].bandwidth_Bps
             cls = f"1:{10 + i}"
             cmds += [["tc", "class", "add", "dev", dev, "parent", "1:", "classid", cls, "htb",
                       "rate", "100gbit"],
                      ["tc", "qdisc", "add", "dev", dev, "parent", cls, "handle", f"{10 + i}:",
                       # rate RATE PACKETOVERHEAD: FCS, preamble and gap count, as in tansiv
-                      "netem", "delay", f"{lat * 1e6:.3f}us", "rate", f"{int(bw * 8)}bit",
+                      "netem", "delay", f"{lat_ns / 1e3:.3f}us", "rate", f"{int(bw * 8)}bit",
                       str(ETH_WIRE_EXTRA),
                       "limit", "100000"],
                      ["tc", "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip",

@@ -21,18 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TansivError
+from ..run.wire import mac_text
 from . import debian_image
 
 MODES = ("tansiv", "none", "netem")
 RTC_BASE = "2020-01-01T00:00:00"
 # A guest instruction per virtual ns; idle time jumps to the next timer; no real-time pacing.
 ICOUNT = "shift=0,sleep=off,align=off"
-
-
-def mac_of(address: str) -> str:
-    """52:54:a:b:c:d for a.b.c.d: every guest knows every peer's MAC
-    (images/guest/initramfs/init)."""
-    return "52:54:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(address).packed)
 
 
 @dataclass
@@ -130,7 +125,7 @@ def qemu_command(spec: VMSpec, qemu: Path, image) -> list:
     else:
         cmd += ["-rtc", f"base={RTC_BASE}"]
     # e1000 transmits in the vCPU's register write: frames leave at an exact virtual time.
-    nic = f"e1000,netdev=net0,mac={mac_of(spec.address)},romfile=" if spec.address else None
+    nic = f"e1000,netdev=net0,mac={mac_text(spec.address)},romfile=" if spec.address else None
     if spec.mode == "tansiv":
         cmd += ["-netdev", f"tantap,id=net0,socket={opt(spec.socket)},address={spec.address}",
                 "-device", nic]
@@ -171,7 +166,7 @@ def _debian_disks(spec: VMSpec, image) -> list:
     disk = debian_image.overlay(image.base, work / "disk.qcow2")
     networks = [(MGMT_MAC, None)]
     if spec.address:
-        networks.append((mac_of(spec.address), f"{spec.address}/{spec.prefix}"))
+        networks.append((mac_text(spec.address), f"{spec.address}/{spec.prefix}"))
     key = Path(spec.ssh_key).read_text().strip()
     seed = debian_image.cloud_init_seed(work / "seed.iso", spec.name.replace(".", "-"), key,
                                         networks)

@@ -8,10 +8,11 @@ and a provisioning script.
                      apt installs the packages: maintainer scripts run, users and folders
                      exist), with tansiv's /init, modules and tools added
 
-then files or folders copied in, and the provisioning script run inside the image (chroot,
-as root) at build time. Either boots like the default guest (the same kernel, tansiv's
-/init) and runs entirely from RAM (an initramfs: no disk, so no host I/O timing reaches the
-guest). Each is built once per content (base, the packages' versions, files, script) under
+then files or folders copied in (each guest path resolved inside the image as a chroot
+would: guestpath), and the provisioning script run inside the image (chroot, as root) at
+build time. Either boots like the default guest (the same kernel, tansiv's /init) and runs
+entirely from RAM (an initramfs: no disk, so no host I/O timing reaches the guest). Each is
+built once per content (base, the packages' versions, files, script) under
 $TANSIV_CACHE/images/user-<name>-<key>/, with a manifest.json saying what went in."""
 
 import gzip
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from .. import debian, paths
 from ..errors import InputError, TansivError
-from . import images
+from . import guestpath, images
 from .images import GUEST, GuestImage
 
 BASES = ("initramfs", "debian")
@@ -55,8 +56,10 @@ class ImageSpec:
             raise InputError(f"{key}: '{name}' is tansiv's own image: choose another name")
         files = tuple(sorted((str(g), str(h)) for g, h in (raw.get("files") or {}).items()))
         for guest, host in files:
-            if not guest.startswith("/"):
-                raise InputError(f"{key}.files: '{guest}' is not an absolute path in the guest")
+            try:
+                guestpath.check(guest)
+            except guestpath.GuestPathError as e:
+                raise InputError(f"{key}.files.{guest}: {e}") from None
             if not Path(host).exists():
                 raise InputError(f"{key}.files.{guest}: {host} does not exist")
         provision = raw.get("provision", "")
@@ -113,6 +116,7 @@ def _key(spec: ImageSpec, versions: dict, guest_key: str) -> str:
     if spec.provision:
         h.update(Path(spec.provision).read_bytes())
     h.update(Path(__file__).read_bytes())
+    h.update(Path(guestpath.__file__).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -186,22 +190,20 @@ def _build(spec: ImageSpec, out: Path, guest_versions: dict, versions: dict) -> 
             for pkg, version in sorted(versions.items()):
                 debian.extract(debian.download(pkg, version), root)
             installed = versions
-        for guest, host in spec.files:
-            dest = root / guest.lstrip("/")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if Path(host).is_dir():
-                shutil.copytree(host, dest, symlinks=True, dirs_exist_ok=True)
-            else:
-                shutil.copy2(host, dest)
+        copy_files(root, spec.files, f"image {spec.name}")
         if spec.provision:
-            shutil.copy(spec.provision, root / "tmp" / "tansiv-provision")
+            script = guestpath.resolve(root, "/tmp/tansiv-provision")
+            script.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(spec.provision, script)
             shell = ["/bin/sh"] if spec.base == "debian" else ["/bin/busybox", "sh"]
             with _proc(root):
                 step(f"the provisioning script {spec.provision}",
                      ["chroot", root, *shell, "/tmp/tansiv-provision"])
-            (root / "tmp" / "tansiv-provision").unlink()
+            # Anew: the script may have changed the image's /tmp.
+            guestpath.resolve(root, "/tmp/tansiv-provision", follow=False).unlink()
         for pruned in PRUNED if spec.base == "debian" else ():
-            shutil.rmtree(root / pruned, ignore_errors=True)
+            shutil.rmtree(guestpath.resolve(root, "/" + pruned, follow=False),
+                          ignore_errors=True)  # a link there: left (rmtree refuses it)
         cpio = images.cpio_newc(images.tree_entries(root))
     (out / "vmlinux").write_bytes(vmlinux)
     if spec.base == "debian":  # large: unpacked by the guest's kernel as is, no inflating
@@ -218,6 +220,17 @@ def _build(spec: ImageSpec, out: Path, guest_versions: dict, versions: dict) -> 
         "files": dict(spec.files), "provision": spec.provision, "size_mb": size_mb,
         "memory_mb": memory}, indent=2) + "\n")
     (out / ".complete").write_text(f"{kpkg} {guest_versions[kpkg]}\n")
+
+
+def copy_files(root: Path, files, where: str) -> None:
+    """The files: ((guest path, file or folder here), ...) copied into the image at root,
+    each destination resolved inside it as a chroot would (guestpath.copy_in: the image's
+    symbolic links followed inside the image, never out of it); where names the image."""
+    for guest, host in files:
+        try:
+            guestpath.copy_in(root, guest, host)
+        except guestpath.GuestPathError as e:
+            raise TansivError(f"{where}: files.{guest}: {e}") from None
 
 
 def _debian_root(root: Path, spec: ImageSpec, step) -> dict:
@@ -241,9 +254,10 @@ def _debian_root(root: Path, spec: ImageSpec, step) -> dict:
 @contextmanager
 def _proc(root: Path):
     """/proc in the image while programs run there (apt's and the script's)."""
-    (root / "proc").mkdir(exist_ok=True)
-    subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+    proc = guestpath.resolve(root, "/proc")  # a link there: followed inside the image
+    proc.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True)
     try:
         yield
     finally:
-        subprocess.run(["umount", "-l", str(root / "proc")])
+        subprocess.run(["umount", "-l", str(proc)])

@@ -27,6 +27,7 @@ rule figure:
         png=report(R + "/figures/{name}.png", caption="../report/figure.rst",
                    category="Figures"),
         pdf=R + "/figures/{name}.pdf",
+        drawn=R + "/figures/{name}.json",  # what it shows: data points, or placeholders
     log:
         R + "/logs/figures/{name}.log",
     params:

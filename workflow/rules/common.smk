@@ -55,7 +55,7 @@ TABLES = expand(
     R + "/tables/{name}.csv", name=["experiments", "metrics", *workloads.tables(config)]
 )
 FIGURE = workloads.figures(config)
-FIGURES = expand(R + "/figures/{name}.{ext}", name=list(FIGURE), ext=["png", "pdf"])
+FIGURES = expand(R + "/figures/{name}.{ext}", name=list(FIGURE), ext=["png", "pdf", "json"])
 
 
 wildcard_constraints:

@@ -8,7 +8,7 @@ from .base import Figure, Workload, median
 def _gettimeofday(fig, tables):
     import seaborn as sns
     ax = fig.subplots()
-    d = figures.ok(tables["gettimeofday"]).assign(lookahead_us=lambda x: x.lookahead_s * 1e6)
+    d = figures.ok(tables["gettimeofday"]).assign(lookahead_us=lambda x: x.lookahead_ns / 1e3)
     if d.empty:
         return figures.empty(ax, tables["experiments"], "gettimeofday",
                              "gettimeofday measurements")
@@ -36,7 +36,7 @@ average.""", _gettimeofday),)
     def plan(self, p, prm):
         for h in p.hosts:
             p.process(h, "gtod", [str(prm["calls"])])
-        p.run_args += ["--force", f"{p.exp['lookahead_s']:.9f}"]
+        p.run_args += ["--force", f"{p.exp['lookahead_ns']}ns"]
 
     def extract(self, p, run, run_dir):
         rows = []

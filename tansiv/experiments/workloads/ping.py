@@ -2,6 +2,7 @@
 topology, or every VM every other with mesh: the seed's RTT matrix); processes with the
 pingpong example."""
 
+from ... import units
 from .. import figures, metrics
 from .base import Figure, Workload, median
 
@@ -12,7 +13,7 @@ def _rtt_excess(fig, tables):
     exps = tables["experiments"]
     d = figures.ok(tables["rtt"])
     d = d[(d.metric == "rtt_excess_ns") & ~d.mesh.astype(bool)].assign(
-        excess_us=lambda x: x.value / 1e3, latency_ms=lambda x: x.latency_s * 1e3)
+        excess_us=lambda x: x.value / 1e3, latency_ms=lambda x: x.latency_ns / 1e6)
     modes = sorted(d["mode"].unique())
     axes = fig.subplots(1, max(len(modes), 1), squeeze=False)[0]
     if d.empty:
@@ -74,7 +75,7 @@ column's, and its excess over the model.""", _ping_matrix),
 
     def plan(self, p, prm):
         count, interval, size = prm["count"], prm["interval_ms"], prm["size"]
-        rtt = 2 * p.exp["latency_s"]
+        rtt = 2 * units.to_seconds(p.exp["latency_ns"])
         if p.mode == "process":
             for c, s in p.pairs():
                 p.process(c, "pingpong", ["client", p.addr[s], str(count), str(size)])

@@ -1,4 +1,4 @@
-/* The client's end of its link to the coordinator's hub: its socket, or the shared-memory
+/* The client's end of its connection to the coordinator's hub: its socket, or the shared-memory
  * channel the hub gives a local participant at HELLO (tansiv-protocol.h, common/shm.h). The
  * same frames either way; session.c does not tell them apart.
  *
@@ -136,7 +136,7 @@ static int sleep_on(struct vsg_context *ctx, _Atomic uint32_t *word, uint32_t se
     return 0;
 }
 
-static void signal_hub(struct tsv_link *l)
+static void signal_hub(struct tsv_hubconn *l)
 {
     uint64_t one = 1;
     ssize_t ignored = write(l->event_fd, &one, sizeof(one));
@@ -145,7 +145,7 @@ static void signal_hub(struct tsv_link *l)
 
 static int channel_open(struct vsg_context *ctx, const struct tsv_channel *info, int fds[3])
 {
-    struct tsv_link *l = &ctx->link;
+    struct tsv_hubconn *l = &ctx->hubconn;
     if (!tsv_shm_ring_size_ok(info->ring_size)) {
         TSV_LOG(TSV_ERROR, "protocol error from the coordinator: CHANNEL with rings of %u bytes",
                 info->ring_size);
@@ -171,7 +171,7 @@ static int channel_open(struct vsg_context *ctx, const struct tsv_channel *info,
  * AT_DEADLINE, so that reaching the deadline never waits. */
 static int channel_send(struct vsg_context *ctx, const struct tsv_header *h, const void *payload)
 {
-    struct tsv_link *l = &ctx->link;
+    struct tsv_hubconn *l = &ctx->hubconn;
     struct tsv_ring *r = l->to_hub.ring;
     size_t need = tsv_ring_frame_size(h->len) +
                   (h->type == TSV_AT_DEADLINE ? 0 : tsv_ring_frame_size(0));
@@ -191,7 +191,7 @@ static int channel_send(struct vsg_context *ctx, const struct tsv_header *h, con
 
 static int channel_read(struct vsg_context *ctx, struct tsv_header *h)
 {
-    struct tsv_link *l = &ctx->link;
+    struct tsv_hubconn *l = &ctx->hubconn;
     struct tsv_ring *r = l->from_hub.ring;
     for (;;) {
         int rc = tsv_ring_get(&l->from_hub, h, ctx->scratch, TSV_MAX_PAYLOAD);
@@ -235,7 +235,7 @@ static int secret_from_env(uint8_t *secret)
     return 0;
 }
 
-int tsv_link_open(struct vsg_context *ctx, uint16_t role, struct tsv_header *first)
+int tsv_hubconn_open(struct vsg_context *ctx, uint16_t role, struct tsv_header *first)
 {
     struct tsv_hello hello = {.magic = TSV_MAGIC, .version = TSV_VERSION, .role = role,
                               .pid = (uint32_t)getpid()};
@@ -272,29 +272,30 @@ int tsv_link_open(struct vsg_context *ctx, uint16_t role, struct tsv_header *fir
     return channel_read(ctx, first);
 }
 
-int tsv_link_send(struct vsg_context *ctx, uint16_t type, uint64_t time, uint32_t dst,
-                  const void *payload, uint32_t len)
+int tsv_hubconn_send(struct vsg_context *ctx, uint16_t type, uint64_t time, uint32_t dst,
+                     const void *payload, uint32_t len)
 {
     struct tsv_header h = {.type = type, .len = len, .time = time, .src = ctx->opt.address,
                            .dst = dst};
-    return ctx->link.channel ? channel_send(ctx, &h, payload) : socket_send(ctx->fd, &h, payload);
+    return ctx->hubconn.channel ? channel_send(ctx, &h, payload)
+                                : socket_send(ctx->fd, &h, payload);
 }
 
-void tsv_link_reached(struct vsg_context *ctx)
+void tsv_hubconn_reached(struct vsg_context *ctx)
 {
-    struct tsv_link *l = &ctx->link;
+    struct tsv_hubconn *l = &ctx->hubconn;
     if (l->channel && atomic_fetch_sub(&l->barrier->remaining, 1) == 1)
         signal_hub(l); /* the last one there */
 }
 
-int tsv_link_read(struct vsg_context *ctx, struct tsv_header *h)
+int tsv_hubconn_read(struct vsg_context *ctx, struct tsv_header *h)
 {
-    return ctx->link.channel ? channel_read(ctx, h) : socket_read(ctx, h, NULL, NULL);
+    return ctx->hubconn.channel ? channel_read(ctx, h) : socket_read(ctx, h, NULL, NULL);
 }
 
-void tsv_link_close(struct vsg_context *ctx)
+void tsv_hubconn_close(struct vsg_context *ctx)
 {
-    struct tsv_link *l = &ctx->link;
+    struct tsv_hubconn *l = &ctx->hubconn;
     if (l->map)
         munmap(l->map, l->map_size);
     if (l->barrier)
