@@ -12,7 +12,6 @@ happens exactly when the simulation says."""
 import logging
 import time
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 from .. import units
 from ..procs import describe_exit
@@ -65,9 +64,11 @@ class Options:
 
     def as_record(self) -> dict:
         """run.json's options: every field, paths as text, main sorted."""
-        return {f.name: (str(v) if isinstance(v, Path) else
-                         sorted(v) if f.name == "main" else v)
-                for f in fields(self) for v in [getattr(self, f.name)]}
+        record = {f.name: getattr(self, f.name) for f in fields(self)}
+        record["main"] = sorted(self.main)
+        if self.placement is not None:
+            record["placement"] = str(self.placement)
+        return record
 
 
 @dataclass

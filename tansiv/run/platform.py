@@ -122,6 +122,7 @@ class Network:
         self.hosts = {h.name: h for h in self.engine.all_hosts}
         self._sg = cheader.open_library(_ffi, "tansiv-sgnext")
         self.cfg = list(DEFAULT_CFG) + list(cfg)
+        self._next = -1.0  # the date next_event_ns last gave (s; -1: none)
 
     @staticmethod
     def simgrid_version() -> str:
@@ -143,16 +144,16 @@ class Network:
         if date > self.engine.clock:
             self.engine.run_until(date)
 
-    def run_to_next_event(self) -> None:
-        """Runs to the next event's exact date (a float that ns may round below)."""
-        date = self._sg.tsv_sg_next_event()
-        if date > self.engine.clock:
-            self.engine.run_until(date)
-
     def next_event_ns(self):
         """Date of the next event (ns), None if none."""
-        date = self._sg.tsv_sg_next_event()
-        return None if date < 0 else units.to_ns(date)
+        self._next = self._sg.tsv_sg_next_event()
+        return None if self._next < 0 else units.to_ns(self._next)
+
+    def run_to_next_event(self) -> None:
+        """Runs to the exact date (a float, which ns may round below) of the next event that
+        next_event_ns just gave, without asking SimGrid again."""
+        if self._next > self.engine.clock:
+            self.engine.run_until(self._next)
 
     @staticmethod
     def finish_ns(comm) -> int:
