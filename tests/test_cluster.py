@@ -22,6 +22,7 @@ from tansiv.experiments.workloads.base import Workload
 from tansiv import units
 from tansiv.errors import InputError
 from tansiv.run import deployment, slurm
+from tansiv.run.participants import Participant
 from tansiv.vm import build
 
 NODES = ["n1", "n2", "n3"]
@@ -114,6 +115,23 @@ def test_launcher_slurm_outside_an_allocation_says_so(tmp_path):
     assert r.returncode != 0 and "runs inside a SLURM allocation" in r.stderr
     r = tansiv("run", plat, dep, "--out", tmp_path / "run2", "--placement", tmp_path / "x")
     assert r.returncode != 0 and "--placement" in r.stderr and "--launcher slurm" in r.stderr
+
+
+def test_a_participant_whose_relay_never_reported_is_failed_with_its_node(tmp_path):
+    """It left the simulation, then its relay died before writing nodes/NODE.json (the step
+    cancelled: SLURM kills the participant first, and its relay may still pass that on): how
+    it ended is not known, so the record says it was lost with its node instead of a status."""
+    step = subprocess.Popen(["true"])
+    step.wait()
+    proc = slurm.RemoteProc("10.0.0.2", "n2", step, tmp_path / "n2.json")
+    p = Participant(deployment.Actor("h2", "10.0.0.2", "pingpong", [], 1), Path("pingpong"),
+                    tmp_path / "log", proc=proc, node="n2")
+    p.joined(0, "process")
+    p.gone(97_637_086, None)  # the relay's GONE: it left, exit status to come with the report
+    p.finished(proc.wait(), terminated=proc.stopped, lost=proc.lost)
+    assert p.state == "failed" and p.broke
+    assert p.detail == ("node n2: left the simulation at 97637086 ns, then lost with its relay "
+                        "(no report from the node; exit status unknown)")
 
 
 # ---- VMs -------------------------------------------------------------------------------------

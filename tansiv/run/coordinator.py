@@ -397,7 +397,8 @@ class Coordinator:
                 p.terminate(grace_s=2.0)
             # One on another node may have been stopped by its relay, after the same grace.
             stopped = code is None or (p.node is not None and p.proc.stopped)
-            p.finished(p.proc.returncode, terminated=stopped)
+            p.finished(p.proc.returncode, terminated=stopped,
+                       lost=getattr(p.proc, "lost", False))
             if p.client is not None:
                 p.held_s = units.to_seconds(self.hub.held_ns(p.client))
             if not self.opt.quiet:

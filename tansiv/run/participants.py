@@ -107,15 +107,21 @@ class Participant:
         if not self.node:  # one on another node: its relay stops it (the hub told it)
             self.terminate(grace_s=1.0)
 
-    def finished(self, code, terminated: bool) -> None:
-        """At the end of the run: its exit status, and whether it had to be terminated."""
-        if terminated:
+    def finished(self, code, terminated: bool, lost: bool = False) -> None:
+        """At the end of the run: its exit status, and whether it had to be terminated; lost:
+        it ran on another node whose relay never reported (its exit status is unknown)."""
+        if lost and self.state in (RUNNING, LEFT):
+            left = f"left the simulation at {self.end_ns} ns, then " if self.state == LEFT else ""
+            self.state, self.detail = FAILED, (f"node {self.node}: {left}lost with its relay "
+                                               "(no report from the node; exit status unknown)")
+        elif terminated:
             if self.state == RUNNING:
                 self.state, self.detail = ENDED, "terminated when the run ended"
         elif self.state in (RUNNING, LEFT):
             self.state = ENDED if code == 0 else CRASHED
             if code != 0:
-                self.detail = procs.describe_exit(code)
+                where = f"node {self.node}: " if self.node else ""
+                self.detail = where + procs.describe_exit(code)
 
     @property
     def broke(self) -> bool:

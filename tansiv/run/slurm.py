@@ -151,6 +151,7 @@ class RemoteProc:
     report: Path
     returncode: int = None
     stopped: bool = False  # its relay stopped it: it still ran after the end's grace
+    lost: bool = False     # its relay never reported (node or step lost): status unknown
 
     def poll(self):
         if self.returncode is None and self.step.poll() is not None:
@@ -158,8 +159,9 @@ class RemoteProc:
                 mine = json.loads(self.report.read_text())[self.address]
                 self.returncode, self.stopped = mine["exit"], mine["terminated"]
             except (OSError, ValueError, KeyError):
-                # No report: its relay (or node) died, and it with it (PDEATHSIG).
-                self.returncode = -signal.SIGKILL
+                # No report: its relay (or node) died, and it with it (PDEATHSIG); how it
+                # ended is not known, so none is made up (Participant.finished says so).
+                self.returncode, self.lost = -signal.SIGKILL, True
         return self.returncode
 
     def wait(self, timeout=None):
