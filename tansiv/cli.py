@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import __version__, units
 from .errors import InputError, TansivError
+from .logs import RepeatLimit
 
 
 
@@ -41,6 +42,13 @@ def byte_count(text: str) -> int:
     return n
 
 
+def count(text: str) -> int:
+    """argparse's type for a number of things (packets): a whole number > 0."""
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}': expected a whole number > 0")
+    return int(text)
+
+
 def ring_size(text: str) -> int:
     """argparse's type for --ring-size: a power of two of bytes from 128 KiB to 1 GiB."""
     n = byte_count(text)
@@ -52,8 +60,9 @@ def ring_size(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from .run.choices import LAUNCHERS, ON_STALL, TRANSPORTS
-    from .run.coordinator import (CONNECT_TIMEOUT_S, END_GRACE_S, RING_SIZE, ROUND_BYTES,
-                                  STALL_S)
+    from .run.coordinator import CONNECT_TIMEOUT_S, END_GRACE_S, RING_SIZE, STALL_S
+    from .run.consoles import DEFAULT_LIMIT as DEFAULT_CONSOLE_LIMIT
+    from .run.hub import LIMITS
     from .vm.netem import WHERE
     ap = argparse.ArgumentParser(prog="tansiv", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"tansiv {__version__}")
@@ -116,9 +125,24 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"bytes of each ring of a channel (131072, 128KiB, 1MiB...), a power "
                           f"of two from 128 KiB to 1 GiB "
                           f"(default {RING_SIZE >> 20} MiB); a full ring makes its sender wait")
-    run.add_argument("--round-bytes", type=byte_count, default=ROUND_BYTES, metavar="SIZE",
-                     help="payload bytes a participant may send in one round; one that sends "
-                          f"more is removed (default {ROUND_BYTES >> 20}MiB)")
+    # What one participant may make the coordinator hold: going over a bound removes it
+    # (README, Hardening).
+    run.add_argument("--round-bytes", type=byte_count, default=LIMITS["round_bytes"],
+                     metavar="SIZE", help="payload bytes a participant may send in one round "
+                     f"(default {LIMITS['round_bytes'] >> 20}MiB)")
+    run.add_argument("--round-packets", type=count, default=LIMITS["round_packets"],
+                     metavar="N", help="packets a participant may send in one round, empty "
+                     f"ones too (default {LIMITS['round_packets']})")
+    run.add_argument("--inflight-bytes", type=byte_count, default=LIMITS["inflight_bytes"],
+                     metavar="SIZE", help="payload bytes of a participant's packets in flight "
+                     f"(sent, not delivered yet; default {LIMITS['inflight_bytes'] >> 20}MiB)")
+    run.add_argument("--inflight-packets", type=count, default=LIMITS["inflight_packets"],
+                     metavar="N", help="a participant's packets in flight "
+                     f"(default {LIMITS['inflight_packets']})")
+    run.add_argument("--console-limit", type=byte_count, default=DEFAULT_CONSOLE_LIMIT,
+                     metavar="SIZE", help="bytes of a participant's output kept: past it, its "
+                     "first and last halves are (default "
+                     f"{DEFAULT_CONSOLE_LIMIT >> 20}MiB)")
     run.add_argument("--stall-timeout", type=wall_seconds, default=STALL_S, dest="stall_s",
                      metavar="DURATION",
                      help="wall time a round may wait for a participant, plus ten times the "
@@ -181,6 +205,7 @@ def _setup_logging(level: str) -> None:
     h = logging.StreamHandler(sys.stderr)
     h.setLevel(getattr(logging, level.upper()))
     h.setFormatter(logging.Formatter("tansiv: %(levelname)s: %(message)s"))
+    h.addFilter(RepeatLimit())
     root.addHandler(h)
 
 
@@ -196,7 +221,7 @@ def cmd_check(args) -> int:
     from .run import routes
     inputs = _inputs(args)
     actors = inputs.deployment.actors
-    lookahead, route = routes.lookahead(inputs.routes, [a.address for a in actors])
+    lookahead, route = routes.Lookahead(inputs.routes).among([a.address for a in actors])
     if args.json:
         json.dump({"participants": [{"address": a.address, "host": a.host, "program": a.program}
                                     for a in actors],

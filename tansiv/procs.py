@@ -11,6 +11,17 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
 
 
+def raise_open_files_limit() -> tuple:
+    """The soft limit on open files up to the hard one: a run holds a few descriptors per
+    participant (its socket, its capture), and the usual soft limit (1024) stops near 500.
+    Returns (before, after)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return soft, hard
+
+
 def die_with_parent() -> None:
     """For Popen's preexec_fn (runs between fork and exec): SIGTERM when tansiv dies, so that
     no participant, VM or router outlives the run."""
@@ -19,12 +30,13 @@ def die_with_parent() -> None:
 
 def start_logged(argv, log_path, env: dict) -> subprocess.Popen:
     """argv with env added to the environment, its output (both streams) into log_path,
-    dying with tansiv."""
+    dying with tansiv, in a process group of its own (a terminal's Ctrl-C is tansiv's to
+    handle; what it leaves running is found by its mark: tansiv/leftovers.py)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
-                                env=dict(os.environ, **env))
+                                process_group=0, env=dict(os.environ, **env))
 
 
 def stop(proc: subprocess.Popen, grace_s: float) -> None:

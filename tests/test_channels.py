@@ -100,3 +100,26 @@ def test_rings_of_a_participant_that_dies_are_reclaimed(tmp_path):
         finally:
             idle.kill()
             idle.wait()
+
+
+def test_a_participant_leaving_mid_round_does_not_hold_the_others_barrier(tmp_path):
+    """Two participants on channels: 10.0.0.2 exits 1 ms into a 100 ms round, without
+    reaching its deadline; 10.0.0.1 reaches it and counts itself out of the shared barrier,
+    which still counted the one gone. The hub counts that one out itself, so the round ends
+    when 10.0.0.1 reaches the deadline, not when the hub's wait times out (3 s here)."""
+    with Hub(str(tmp_path / "hub.sock"), 1 << 20) as hub:
+        procs = [subprocess.Popen([str(TESTS_BIN / "idle"), hub.address, "-n", "10.0.0.1",
+                                   "--", "10000000"]),
+                 subprocess.Popen([str(TESTS_BIN / "crasher"), hub.address, "-n", "10.0.0.2",
+                                   "--", "1000", "exit"])]
+        try:
+            assert hub.accept(2, 10000) == 2
+            assert all(hub.client_channel(i) for i in range(2))
+            hub.goto(100_000_000)
+            t0 = time.monotonic()
+            assert hub.wait(3000)
+            assert time.monotonic() - t0 < 1.5
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()

@@ -6,6 +6,7 @@ pipeline runs a sweep point with nodes: 3 through profiles/slurm."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 import yaml
 
 import slurm_cluster
-from helpers import REPO, actor, table, tansiv
+from helpers import REPO, TESTS_BIN, actor, table, tansiv
 from tansiv.experiments import topology
 from tansiv.experiments.workloads.base import Workload
 from tansiv import units
@@ -286,6 +287,59 @@ def test_a_cancelled_step_fails_its_participants_and_ends_the_run(cluster, tmp_p
     while leftovers(run) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not leftovers(run)
+
+
+@pytest.mark.parametrize("on_stall", ["fail", "remove"])
+def test_a_stall_behind_a_relay_is_blamed_on_the_participant_that_stalled(cluster, tmp_path,
+                                                                          on_stall):
+    """Three participants on n2, behind its relay; 10.0.0.2 stops (SIGSTOP) at 50 ms. Only it
+    is named (fail) or removed (remove: the other two run to their end); the relay ends by
+    itself either way, its report written (not killed with its step)."""
+    plat = topology.write(tmp_path / "platform.xml", "cluster", 3, 1_000_000, 125e6)
+    hosts = topology.hosts(3)
+    dep = deployment.write(tmp_path / "deployment.xml", [
+        actor(hosts[0], "10.0.0.1", TESTS_BIN / "idle", "-n", "10.0.0.1", "--", 2_000_000),
+        actor(hosts[1], "10.0.0.2", TESTS_BIN / "crasher", "-n", "10.0.0.2", "--", 50_000,
+              "hang"),
+        actor(hosts[2], "10.0.0.3", TESTS_BIN / "idle", "-n", "10.0.0.3", "--", 2_000_000)])
+    here = placement(tmp_path / "placement", {a: "n2" for a in ADDRESSES[:3]})
+    run = tmp_path / "run"
+    r = salloc("run", plat, dep, "--out", run, "--launcher", "slurm", "--placement", here,
+               "--quiet", "--stall-timeout", "2", "--on-stall", on_stall, timeout=300)
+    rec = record(run)
+    states = {p["name"]: (p["state"], p["detail"]) for p in rec["participants"]}
+    if on_stall == "fail":
+        assert r.returncode == 1, r.stderr[-3000:]
+        assert re.search(r"participant 10\.0\.0\.2 stalled: did not reach the deadline",
+                         rec["error"]), rec["error"]
+        assert "10.0.0.1" not in rec["error"] and "10.0.0.3" not in rec["error"]
+    else:
+        assert r.returncode == 3, r.stderr[-3000:]
+        assert states["10.0.0.2"][0] == "failed" and "stalled" in states["10.0.0.2"][1]
+        assert states["10.0.0.1"][0] == states["10.0.0.3"][0] == "ended", states
+        assert rec["simulated_ns"] >= 2e9
+    report = json.loads((run / "nodes" / "n2.json").read_text())
+    assert report["10.0.0.2"]["terminated"], report
+    assert not leftovers(run)
+
+
+def test_only_the_relays_get_the_runs_secret(cluster, tmp_path):
+    """The secret lets one join the run over TCP: relays need it, their participants (on a
+    private Unix socket) do not, and do not get it."""
+    tell = tmp_path / "tell.sh"
+    tell.write_text(f'#!/bin/sh\necho "secret: ${{TANSIV_SECRET:-none}}"\n'
+                    f'exec {TESTS_BIN / "idle"} "$@"\n')
+    tell.chmod(0o755)
+    plat = topology.write(tmp_path / "platform.xml", "cluster", 2, 1_000_000, 125e6)
+    hosts = topology.hosts(2)
+    dep = deployment.write(tmp_path / "deployment.xml", [
+        actor(hosts[k], f"10.0.0.{k + 1}", tell, "-n", f"10.0.0.{k + 1}", "--", 10_000)
+        for k in range(2)])
+    run = tmp_path / "run"
+    r = salloc("run", plat, dep, "--out", run, "--launcher", "slurm", "--quiet", nodes=2)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for k in (1, 2):
+        assert "secret: none" in (run / "participants" / f"10.0.0.{k}.log").read_text()
 
 
 def relay_pid(run: Path, node: str) -> int:

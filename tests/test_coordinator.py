@@ -350,3 +350,21 @@ def test_an_existing_run_is_not_overwritten(tmp_path):
     run(EXAMPLES / "send" / "platform.xml", EXAMPLES / "send" / "deployment.xml", out)
     r = tansiv("run", CLUSTER, EXAMPLES / "send" / "deployment.xml", "--out", out)
     assert r.returncode == 1 and "already holds a run" in r.stderr
+
+
+def test_the_lookahead_follows_departures_as_a_search_over_every_pair_would():
+    """routes.Lookahead (sorted once, resumed as participants leave) against the plain
+    minimum over every pair of those left, on random latencies and a random order of
+    departures."""
+    import random
+    from tansiv.run.routes import Lookahead, Route
+    rng = random.Random(7)
+    names = [f"10.0.0.{k}" for k in range(1, 31)]
+    table = [Route(a, b, a, b, rng.randrange(1, 50) * 1000, 1e6)
+             for a in names for b in names if a != b]
+    closest, left = Lookahead(table), list(names)
+    rng.shuffle(left)
+    while left:
+        pairs = [r.latency_ns for r in table if r.src in left and r.dst in left]
+        assert closest.among(left)[0] == (min(pairs) if pairs else None)
+        left.pop()

@@ -1,6 +1,8 @@
 """Stalled and hostile participants, bounds, a private run, and bad input: each fault the
 hardening review found, with what tansiv does about it now (README, Hardening)."""
 
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -8,15 +10,20 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import struct
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from helpers import REPO, TESTS_BIN, actor, read_jsonl, tansiv, two_hosts, write_deployment
+from tansiv import leftovers
+from tansiv.experiments import topology
 from tansiv.run import protocol
-from tansiv.run.hub import FAILED, Hub, str_to_addr
+from tansiv.run.hub import FAILED, Hub, HubError, Relay, str_to_addr
 from tansiv.vm.qemu import opt
 
 CRASHER, IDLE, BURST = TESTS_BIN / "crasher", TESTS_BIN / "idle", TESTS_BIN / "burst"
@@ -117,6 +124,61 @@ def test_a_participant_over_its_bytes_per_round_is_removed_and_the_run_goes_on(t
     assert states == {"10.0.0.1": "failed", "10.0.0.2": "ended"}
 
 
+# The coordinator's memory while a participant floods: the hub keeps at most --round-packets
+# of its frames before removing it (a few MiB); the whole process peaked at 87 MiB here.
+FLOOD_RSS_CEILING_MIB = 150
+
+RSS_OF_THE_RUN = """
+import resource, runpy, sys
+sys.argv = ["tansiv", *sys.argv[1:]]
+try:
+    runpy.run_module("tansiv.cli", run_name="__main__")
+finally:
+    print(f"maxrss_kib {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
+"""
+
+
+def test_a_million_empty_frames_in_one_round_remove_their_sender(tmp_path):
+    """Zero-byte frames weigh nothing against --round-bytes, but each costs the hub a slot:
+    the count bound removes the sender, naming it, its frames of the round discarded; the
+    coordinator stays under a stated memory ceiling and the other participant runs on."""
+    p, d = two_programs(tmp_path, "1000s", (BURST, "send", "10.0.0.2", 1_000_000, 0, "stop"),
+                        (IDLE, 500_000))
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-c", RSS_OF_THE_RUN, "run", p, d, "--out", out,
+                        "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3, r.stderr
+    (failed,) = [e for e in events(out) if e["event"] == "failed"]
+    assert failed["participant"] == "10.0.0.1"
+    assert ("sent more than 262144 packets in one round (--round-packets): removed, its "
+            "262144 packets of the round discarded") in failed["message"], failed
+    assert run_json(out)["packets_delivered"] == 0
+    states = {p["name"]: p["state"] for p in run_json(out)["participants"]}
+    assert states == {"10.0.0.1": "failed", "10.0.0.2": "ended"}
+    rss_mib = int(re.search(r"maxrss_kib (\d+)", r.stderr).group(1)) / 1024
+    print(f"coordinator: {rss_mib:.0f} MiB at most")
+    assert rss_mib < FLOOD_RSS_CEILING_MIB, rss_mib
+
+
+@pytest.mark.parametrize("bound,value,message", [
+    ("--inflight-packets", "50", "has more than 50 packets in flight (--inflight-packets)"),
+    ("--inflight-bytes", "40000", "has more than 40000 bytes in flight (--inflight-bytes)"),
+])
+def test_packets_in_flight_are_bounded_per_participant(tmp_path, bound, value, message):
+    """Frames the hub holds until they are delivered (here into a slow link, 10 kB/s: 1 kB
+    takes 100 ms) hold its memory: past the bound, their sender is removed."""
+    p = two_hosts(tmp_path / "p.xml", "1ms", "10kBps")
+    d = write_deployment(tmp_path / "d.xml",
+                         actor("h1", "10.0.0.1", BURST, "-n", "10.0.0.1", "--", "send",
+                               "10.0.0.2", 200, 1000, "stop"),
+                         actor("h2", "10.0.0.2", IDLE, "-n", "10.0.0.2", "--", 2_000_000))
+    out = tmp_path / "run"
+    r = tansiv("run", p, d, "--out", out, "--quiet", "--force", "100us", bound, value)
+    assert r.returncode == 3, r.stderr
+    (failed,) = [e for e in events(out) if e["event"] == "failed"]
+    assert failed["participant"] == "10.0.0.1" and message in failed["message"], failed
+
+
 @pytest.mark.parametrize("dst,why", [("10.0.0.1", "sent to its own address"),
                                      ("0.0.0.0", "unknown destination 0.0.0.0"),
                                      ("255.255.255.255", "unknown destination 255.255.255.255")])
@@ -129,6 +191,21 @@ def test_sends_to_oneself_or_to_no_one_are_dropped_and_recorded(tmp_path, dst, w
     packets = read_jsonl(out / "packets.jsonl")
     assert len(packets) == 2 and all(p["dropped"] == why and p["dst"] == dst for p in packets)
     assert run_json(out)["packets_dropped"] == 2
+
+
+def test_a_warning_repeated_without_end_is_written_a_bounded_number_of_times(tmp_path):
+    """300 packets sent to oneself: 300 drops in packets.jsonl, but their warning only 100
+    times in coordinator.log and on stderr, then once to say the rest are not written."""
+    p, d = two_programs(tmp_path, "1ms", (BURST, "send", "10.0.0.1", 300, 10, "stop"),
+                        (IDLE, 20_000))
+    out = tmp_path / "run"
+    r = tansiv("run", p, d, "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert len(read_jsonl(out / "packets.jsonl")) == 300
+    for text in ((out / "coordinator.log").read_text(), r.stderr):
+        said = [line for line in text.splitlines() if "dropped a 10-byte packet" in line]
+        assert len(said) == 101, len(said)
+        assert said[-1].endswith("[said 100 times: no more of these are written]")
 
 
 def test_a_participant_gone_between_hello_and_the_first_round_is_not_running(tmp_path):
@@ -167,10 +244,23 @@ def test_a_participant_gone_between_hello_and_the_first_round_is_not_running(tmp
 
 # ---- the hub's doors --------------------------------------------------------------------------
 
+def hello_proof(secret, hub_nonce, nonce, src, role):
+    """The HELLO's proof, as tansiv-protocol.h defines it, written again here in Python: the
+    hub's C must agree with it."""
+    data = b"tansiv hello" + hub_nonce + nonce + struct.pack("<IH", src, role)
+    return hmac.new(secret, data, hashlib.sha256).digest()
+
+
+def welcome_proof(secret, hub_nonce, nonce):
+    return hmac.new(secret, b"tansiv welcome" + nonce + hub_nonce, hashlib.sha256).digest()
+
+
 class Raw:
-    """A raw protocol client."""
+    """A raw protocol client. Over TCP the hub sends its CHALLENGE once it accepted the
+    connection (in one of its calls): read_challenge then."""
 
     def __init__(self, address: str, name="10.0.0.1"):
+        self.challenge = None
         if address.startswith("tcp:"):
             host, port = address[4:].rsplit(":", 1)
             self.sock = socket.create_connection((host, int(port)))
@@ -180,28 +270,121 @@ class Raw:
         self.sock.settimeout(5)
         self.addr = str_to_addr(name)
 
-    def hello(self, **kw):
+    def read_challenge(self):
+        f = self.recv()
+        assert f.type == protocol.CHALLENGE and len(f.payload) == protocol.NONCE_SIZE
+        self.challenge = f.payload
+
+    def recv(self):
+        head = self.sock.recv(protocol.HEADER_SIZE, socket.MSG_WAITALL)
+        if not head:
+            raise EOFError
+        f = protocol.parse_header(head)
+        f.payload = self.sock.recv(f.length, socket.MSG_WAITALL) if f.length else b""
+        return f
+
+    def hello(self, secret=None, role=protocol.ROLE_PROCESS, **kw):
+        """With secret (over TCP): the proof that it knows it."""
+        if secret is not None:
+            kw["nonce"] = nonce = os.urandom(protocol.NONCE_SIZE)
+            kw["proof"] = hello_proof(secret, self.challenge, nonce, self.addr, role)
+            self.nonce = nonce
         self.sock.sendall(protocol.Frame(protocol.HELLO, src=self.addr,
-                                         payload=protocol.pack_hello(**kw)).pack())
+                                         payload=protocol.pack_hello(role=role, **kw)).pack())
 
 
 def hub_events(hub):
     return [(e.kind, e.message) for e in hub.events()]
 
 
-def test_tcp_hub_listens_on_loopback_by_default_and_wants_the_runs_secret():
+def test_tcp_hub_listens_on_loopback_by_default_and_wants_proof_of_the_runs_secret():
+    """The secret never crosses the network: a client proves it knows it by an HMAC of the
+    hub's fresh nonce (a stranger, or one replaying a proof made for another nonce, is
+    refused), and the hub proves it knows it too (WELCOME)."""
     secret = os.urandom(protocol.SECRET_SIZE)
     with Hub("tcp::0") as hub:
         assert hub.address.startswith("tcp:127.0.0.1:")
         hub.set_secret(secret)
         stranger, member = Raw(hub.address, "10.0.0.9"), Raw(hub.address, "10.0.0.1")
-        stranger.hello(pid=1)
+        replayer = Raw(hub.address, "10.0.0.1")
+        assert hub.accept(1, 100) == 0  # accepted: their CHALLENGEs sent
+        for c in (stranger, member, replayer):
+            c.read_challenge()
+        assert len({stranger.challenge, member.challenge, replayer.challenge}) == 3
+        stranger.hello(pid=1, secret=os.urandom(protocol.SECRET_SIZE))
         member.hello(pid=2, secret=secret)
+        replayer.sock.sendall(protocol.Frame(  # the member's HELLO, word for word
+            protocol.HELLO, src=member.addr, payload=protocol.pack_hello(
+                pid=2, nonce=member.nonce, proof=hello_proof(
+                    secret, member.challenge, member.nonce, member.addr,
+                    protocol.ROLE_PROCESS))).pack())
         assert hub.accept(1, 2000) == 1
         assert hub.client_address(0) == "10.0.0.1"
-        assert any(k == FAILED and "HELLO without the run's secret" in m
-                   for k, m in hub_events(hub))
-        assert stranger.sock.recv(16) == b""  # closed
+        refused = [m for k, m in hub_events(hub) if k == FAILED]
+        assert len(refused) == 2 and all("HELLO without proof of the run's secret" in m
+                                          for m in refused), refused
+        welcome = member.recv()
+        assert (welcome.type, welcome.payload) == (
+            protocol.WELCOME, welcome_proof(secret, member.challenge, member.nonce))
+        for c in (stranger, replayer):
+            with pytest.raises(EOFError):
+                c.recv()
+
+
+def test_a_hub_without_a_secret_refuses_tcp_clients():
+    with Hub("tcp::0") as hub:
+        c = Raw(hub.address)
+        assert hub.accept(1, 100) == 0
+        c.read_challenge()
+        c.hello(secret=bytes(protocol.SECRET_SIZE))
+        assert hub.accept(1, 1000) == 0
+        (kind, message), = hub_events(hub)
+        assert kind == FAILED and "to a hub without a secret: refused" in message
+
+
+def test_a_relay_refuses_a_coordinator_that_does_not_know_the_secret(tmp_path):
+    """A fake coordinator (it takes any HELLO) cannot make a relay serve it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def fake():
+        conn, _ = listener.accept()
+        conn.sendall(protocol.Frame(protocol.CHALLENGE, payload=os.urandom(16)).pack())
+        conn.recv(protocol.HEADER_SIZE + len(protocol.pack_hello()), socket.MSG_WAITALL)
+        conn.sendall(protocol.Frame(protocol.WELCOME, payload=os.urandom(32)).pack())
+        time.sleep(1)
+        conn.close()
+
+    threading.Thread(target=fake, daemon=True).start()
+    with Hub(str(tmp_path / "local.sock")) as local:
+        with pytest.raises(HubError) as e:
+            Relay(local, f"tcp:127.0.0.1:{port}", os.urandom(protocol.SECRET_SIZE))
+    assert "did not prove it knows the run's secret" in str(e.value)
+
+
+def test_connections_without_hello_are_bounded(tmp_path):
+    """More than 64 connections that say nothing: the oldest are closed as new ones come
+    (a participant says HELLO at once), so descriptors stay bounded and the last comer, a
+    real participant, still joins."""
+    with Hub(str(tmp_path / "hub.sock")) as hub:
+        idle = [Raw(hub.address) for _ in range(100)]
+        assert hub.accept(1, 300) == 0
+        closed = []
+        for k, c in enumerate(idle):
+            c.sock.settimeout(0.05)
+            try:
+                if c.sock.recv(16) == b"":
+                    closed.append(k)
+            except socket.timeout:
+                pass
+        assert closed == list(range(36)), closed  # the oldest
+        fds = len(os.listdir("/proc/self/fd"))
+        assert fds < 100 + 64 + 40, fds  # the test's own 100 sockets, the hub's 64
+        member = Raw(hub.address, "10.0.0.1")
+        member.hello()
+        assert hub.accept(1, 2000) == 1
 
 
 def test_a_tcp_run_gives_its_participants_the_secret_by_environment(tmp_path):
@@ -285,6 +468,130 @@ def test_out_of_descriptors_the_hub_waits_instead_of_spinning(tmp_path):
         child.kill()
     assert float(busy) < 0.5, busy  # spinning would burn the whole 1.5 s
     assert int(n) == 1
+
+
+def test_many_participants_fit_whatever_the_soft_limit_on_open_files(tmp_path):
+    """60 participants with --pcap need more than 64 descriptors (a socket and a capture
+    each): tansiv raises its soft limit to the hard one instead of failing."""
+    import resource
+    n = 60
+    p = topology.write(tmp_path / "p.xml", "star", n, 1_000_000, 125e6)
+    d = write_deployment(tmp_path / "d.xml", *[
+        actor(h, topology.address(k), IDLE, "-n", topology.address(k), "--", 10_000)
+        for k, h in enumerate(topology.hosts(n))])
+    out = tmp_path / "run"
+    low = lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                     (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    r = subprocess.run([sys.executable, "-m", "tansiv.cli", "run", p, d, "--out", out,
+                        "--quiet", "--pcap"], capture_output=True, text=True, timeout=300,
+                       preexec_fn=low)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(list((out / "pcap").glob("*.pcap"))) == n
+
+
+def test_a_console_that_floods_keeps_its_head_and_tail_within_its_limit(tmp_path):
+    """A participant writing 300 MiB with --console-limit 8MiB: the file keeps its first and
+    last 4 MiB and uses about the limit on disk (the middle is a hole), said once; the
+    participant itself is not held back."""
+    flood = tmp_path / "flood.sh"
+    flood.write_text(f"#!/bin/sh\necho first line\nhead -c 300000000 /dev/zero | tr '\\0' x\n"
+                     f"echo; echo last line\nexec {IDLE} \"$@\"\n")
+    flood.chmod(0o755)
+    p, d = two_programs(tmp_path, "1ms", (IDLE, 3_000_000), (flood, 3_000_000))
+    out = tmp_path / "run"
+    r = tansiv("run", p, d, "--out", out, "--console-limit", "8MiB", timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = out / "participants" / "10.0.0.2.log"
+    assert log.stat().st_size > 300_000_000             # the writer's offset went on
+    assert log.stat().st_blocks * 512 < 8 * 2**20 + 2**20  # the disk did not fill
+    with open(log, "rb") as f:
+        assert f.read(11) == b"first line\n"
+        f.seek(-64, os.SEEK_END)
+        assert f.read().endswith(b"\nlast line\n")
+    said = [line for line in (out / "coordinator.log").read_text().splitlines()
+            if "(--console-limit)" in line]
+    assert len(said) == 1 and "10.0.0.2" in said[0], said
+    assert "[10.0.0.2] last line" in r.stdout and "bytes dropped]" in r.stdout
+
+
+# ---- nothing left behind -----------------------------------------------------------------------
+
+def with_background_child(tmp_path: Path) -> Path:
+    """A participant as users write them: a wrapper that starts a server in the background,
+    then becomes the program."""
+    wrapper = tmp_path / "wrapper.sh"
+    wrapper.write_text(f'#!/bin/sh\nsleep 1000 &\nexec {IDLE} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def left_running(run: Path) -> list:
+    """Processes with this run's folder in their environment (every child of a run's)."""
+    mark = f"TANSIV_RUN_DIR={run.resolve()}".encode()
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if mark in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" "))
+        except OSError:
+            pass
+    return found
+
+
+def test_a_wrappers_background_child_is_stopped_when_the_run_ends(tmp_path):
+    p, d = two_programs(tmp_path, "1ms", (IDLE, 50_000),
+                        (with_background_child(tmp_path), 50_000))
+    out = tmp_path / "run"
+    r = tansiv("run", p, d, "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert not left_running(out)
+    assert re.search(r"stopped process \d+ \(sleep 1000 ?\): started by a participant",
+                     (out / "coordinator.log").read_text())
+
+
+def test_what_a_killed_coordinator_left_is_removed_by_the_next_run(tmp_path):
+    """SIGKILL: the coordinator cleans nothing. Its participants die with it (PDEATHSIG), but
+    not what they started, nor its socket's folder: the next run removes both, naming them."""
+    p, d = two_programs(tmp_path, "1ms", (IDLE, 60_000_000),
+                        (with_background_child(tmp_path), 60_000_000))
+    first = tmp_path / "first"
+    proc = subprocess.Popen([sys.executable, "-m", "tansiv.cli", "run", p, d, "--out", first,
+                             "--quiet"], stderr=subprocess.DEVNULL)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and not any(
+            e["event"] == "joined" for e in (events(first) if (first / "events.jsonl").exists()
+                                             else [])):
+        time.sleep(0.1)
+    folders = [f for f in Path(tempfile.gettempdir()).glob(f"tansiv.{proc.pid}.*")]
+    assert len(folders) == 1, folders  # its hub's socket
+    proc.kill()
+    proc.wait()
+    time.sleep(0.5)  # its participants' PDEATHSIG
+    assert [c for c in left_running(first) if c.startswith(b"sleep")], "nothing to clean"
+    assert folders[0].exists()
+    (tmp_path / "second").mkdir()
+    p2, d2 = two_programs(tmp_path / "second", "1ms", (IDLE, 1000), (IDLE, 1000))
+    r = tansiv("run", p2, d2, "--out", tmp_path / "second" / "run", "--quiet")
+    assert r.returncode == 0, r.stderr
+    log = (tmp_path / "second" / "run" / "coordinator.log").read_text()
+    assert re.search(r"removed process \d+ \(sleep 1000 ?\), left by a tansiv run that was "
+                     r"killed", log), log
+    assert f"removed folder {folders[0]}" in log
+    assert not left_running(first) and not folders[0].exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+def test_a_network_namespace_whose_owner_is_gone_is_removed():
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    name = f"tansiv.{gone.pid}.1.netem"  # as leftovers.namespace_name names it
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        assert f"network namespace {name}" in leftovers.clean_stale()
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert name not in names
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 # ---- a private run ----------------------------------------------------------------------------

@@ -186,7 +186,7 @@ def test_tcp_listener_reports_its_port():
 def test_a_client_that_does_not_read_what_it_is_sent_is_removed(hub):
     """Frames wait for a client in the hub only up to a bound (here 256 KiB, beyond what its
     socket's buffer holds): one that never reads is removed, not the hub's memory grown."""
-    hub.set_limits(1 << 30, 256 << 10)
+    hub.set_limits(round_bytes=1 << 30, out_bytes=256 << 10)
     a, b = joined(hub, ["10.0.0.1", "10.0.0.2"])
     list(hub.events())
     hub.goto(1 * MS)
@@ -209,7 +209,7 @@ def test_a_client_that_does_not_read_what_it_is_sent_is_removed(hub):
 
 
 def test_a_client_over_its_bytes_per_round_is_removed(hub):
-    hub.set_limits(100_000, 1 << 28)
+    hub.set_limits(round_bytes=100_000)
     a, b = joined(hub, ["10.0.0.1", "10.0.0.2"])
     list(hub.events())
     hub.goto(1 * MS)

@@ -34,12 +34,14 @@ class Setup:
         self.result = []
 
     def start_relay(self, secret=SECRET):
-        self.relay = Relay(self.local, self.upstream, secret)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
+        """The relay in a thread: it connects, and waits for the hub's CHALLENGE, which the
+        hub sends when it accepts (main.accept, in the test's thread)."""
+        self.thread = threading.Thread(target=self._serve, args=(secret,), daemon=True)
         self.thread.start()
 
-    def _serve(self):
+    def _serve(self, secret):
         try:
+            self.relay = Relay(self.local, self.upstream, secret)
             while not self.relay.serve(100):
                 pass
             self.result.append("end")
@@ -137,6 +139,36 @@ def test_a_member_that_leaves_and_one_removed(setup):
     s.round(2 * MS)
 
 
+def test_a_late_member_is_named_alone_and_its_removal_ends_the_round(tmp_path):
+    """Three members behind the relay, one of which never reaches the deadline: after a slice
+    the relay has said who did, so only the late one is waiting; removing it mid-round (as
+    --on-stall remove does) takes it out of the relay's round at once, which then ends."""
+    s = Setup(tmp_path, members=("10.0.0.2", "10.0.0.3", "10.0.0.4"))
+    try:
+        s.start_relay()
+        assert s.main.accept(4, 5000) == 4
+        list(s.main.events())
+        index = {s.main.client_address(i): i for i in range(4)}
+        a, late, c = s.members
+        s.main.goto(1 * MS)
+        for m in [s.direct] + s.members:
+            assert m.recv().type == protocol.GOTO
+        for m in (s.direct, a, c):
+            m.at_deadline(1 * MS)
+        assert not s.main.wait(600)  # longer than the relay's slice (100 ms)
+        waiting = [n for n, i in index.items() if s.main.waiting(i)]
+        assert waiting == ["10.0.0.3"]
+        s.main.remove(index["10.0.0.3"], "stalled")
+        assert s.main.wait(5000)  # the relay dropped it and answered for the other two
+        assert [(e.kind, s.main.client_address(e.client)) for e in s.main.events()] == [
+            (FAILED, "10.0.0.3")]
+        assert s.relay.removed() == ["10.0.0.3"] and s.relay.removed() == []
+        late.gone = True
+        s.round(2 * MS)
+    finally:
+        s.close()
+
+
 RELAY = """
 import sys
 from tansiv.run.hub import Hub, Relay
@@ -195,8 +227,7 @@ def test_a_relay_without_the_secret_is_refused(setup):
     s.start_relay(secret=bytes(protocol.SECRET_SIZE))
     assert s.main.accept(3, 1000) == 1  # the direct client only
     (failed,) = [e for e in s.main.events() if e.kind == FAILED]
-    assert "without the run's secret" in failed.message
-    s.thread.join(5)
-    assert s.result and "closed" in s.result[0]
-    s.relay.close()
-    s.relay = None
+    assert "HELLO without proof of the run's secret" in failed.message
+    s.thread.join(15)
+    assert s.result and "no WELCOME from the coordinator" in s.result[0], s.result
+    assert s.relay is None

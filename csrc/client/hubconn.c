@@ -19,6 +19,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "client-internal.h"
 #include "log.h"
 #include "transport.h"
@@ -216,14 +217,11 @@ static int channel_read(struct vsg_context *ctx, struct tsv_header *h)
 /* ---- either ---------------------------------------------------------------------------------- */
 
 /* The run's secret, TANSIV_SECRET (TSV_SECRET_SIZE bytes in hex), which a hub listening on
- * TCP requires; zeros without it. -1 if it is malformed. */
+ * TCP requires. -1 if it is missing or malformed. */
 static int secret_from_env(uint8_t *secret)
 {
     const char *hex = getenv("TANSIV_SECRET");
-    memset(secret, 0, TSV_SECRET_SIZE);
-    if (!hex || !*hex)
-        return 0;
-    if (strlen(hex) != 2 * TSV_SECRET_SIZE)
+    if (!hex || strlen(hex) != 2 * TSV_SECRET_SIZE)
         return -1;
     for (int i = 0; i < TSV_SECRET_SIZE; i++) {
         unsigned v;
@@ -235,21 +233,69 @@ static int secret_from_env(uint8_t *secret)
     return 0;
 }
 
+/* Over TCP: answers the hub's CHALLENGE in the HELLO (auth.h); secret is kept for the
+ * WELCOME. 0, or -1 (logged). */
+static int prove(struct vsg_context *ctx, const struct tsv_header *h, struct tsv_hello *hello,
+                 uint8_t *secret, uint8_t *hub_nonce)
+{
+    struct tsv_header challenge;
+    if (secret_from_env(secret)) {
+        TSV_LOG(TSV_ERROR, "a coordinator over TCP needs the run's secret: TANSIV_SECRET, %d "
+                           "hexadecimal digits (in the run's folder, file secret)",
+                2 * TSV_SECRET_SIZE);
+        return -1;
+    }
+    if (socket_read(ctx, &challenge, NULL, NULL))
+        return -1;
+    if (challenge.type != TSV_CHALLENGE || challenge.len != TSV_NONCE_SIZE) {
+        TSV_LOG(TSV_ERROR, "protocol error from the coordinator: frame type %u (%u bytes) "
+                           "instead of its CHALLENGE", challenge.type, challenge.len);
+        return -1;
+    }
+    memcpy(hub_nonce, ctx->scratch, TSV_NONCE_SIZE);
+    if (tsv_random(hello->nonce, TSV_NONCE_SIZE)) {
+        TSV_LOG(TSV_ERROR, "no random nonce: %s", strerrordesc_np(errno));
+        return -1;
+    }
+    tsv_auth_hello_proof(secret, hub_nonce, hello->nonce, h->src, hello->role, hello->proof);
+    return 0;
+}
+
+/* Over TCP: the hub's WELCOME, which proves it knows the secret too. 0, or -1 (logged). */
+static int check_welcome(struct vsg_context *ctx, const struct tsv_hello *hello,
+                         const uint8_t *secret, const uint8_t *hub_nonce)
+{
+    struct tsv_header w;
+    uint8_t expected[TSV_PROOF_SIZE];
+    if (socket_read(ctx, &w, NULL, NULL))
+        return -1;
+    tsv_auth_welcome_proof(secret, hub_nonce, hello->nonce, expected);
+    if (w.type != TSV_WELCOME || w.len != TSV_PROOF_SIZE ||
+        !tsv_auth_equal(expected, ctx->scratch, TSV_PROOF_SIZE)) {
+        TSV_LOG(TSV_ERROR, "the coordinator at %s did not prove it knows the run's secret: "
+                           "not this run's coordinator", ctx->opt.socket);
+        return -1;
+    }
+    return 0;
+}
+
 int tsv_hubconn_open(struct vsg_context *ctx, uint16_t role, struct tsv_header *first)
 {
     struct tsv_hello hello = {.magic = TSV_MAGIC, .version = TSV_VERSION, .role = role,
                               .pid = (uint32_t)getpid()};
-    if (secret_from_env(hello.secret)) {
-        TSV_LOG(TSV_ERROR, "TANSIV_SECRET is not %d hexadecimal digits", 2 * TSV_SECRET_SIZE);
-        return -1;
-    }
     struct tsv_header h = {.type = TSV_HELLO, .len = sizeof(hello), .src = ctx->opt.address};
-    if (!tsv_is_tcp_address(ctx->opt.socket))
+    uint8_t secret[TSV_SECRET_SIZE], hub_nonce[TSV_NONCE_SIZE];
+    int tcp = tsv_is_tcp_address(ctx->opt.socket);
+    if (!tcp)
         h.flags = TSV_HELLO_CHANNEL;
+    else if (prove(ctx, &h, &hello, secret, hub_nonce))
+        return -1;
     if (socket_send(ctx->fd, &h, &hello)) {
         TSV_LOG(TSV_ERROR, "sending HELLO: %s", strerror(errno));
         return -1;
     }
+    if (tcp && check_welcome(ctx, &hello, secret, hub_nonce))
+        return -1;
     int fds[3], nfds = 0;
     if (socket_read(ctx, first, fds, &nfds))
         return -1;

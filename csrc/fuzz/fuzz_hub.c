@@ -6,6 +6,8 @@
  *       bit 2: the connection asks for a shared-memory channel in that HELLO
  *       bit 3: the HELLO is a relay's (its MEMBERs, SENDs and GONEs follow: relayconn.c), with
  *              one member, 10.0.0.2, when a round starts
+ *       bit 4: over TCP: the hub has a secret and sends a CHALLENGE, which that HELLO answers
+ *              with a valid proof (auth.c); without bit 0 the stream answers it
  *   [1] the stream is written in chunks of ([1] % 17) + 1 bytes, the hub's loop turning once
  *       between chunks (frames split anywhere), and the connection is closed at the end
  *       (mid-frame, often).
@@ -22,6 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "hub-internal.h"
 #include "transport.h"
 
@@ -55,20 +58,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(path, sizeof(path), "/tmp/tansiv-fuzz-hub-%d.sock", (int)getpid());
     unlink(path);
     char err[256];
-    struct tsv_hub *hub = tsv_hub_new(path, err, sizeof(err));
+    int tcp = (mode & 16) != 0;
+    struct tsv_hub *hub = tsv_hub_new(tcp ? "tcp:127.0.0.1:0" : path, err, sizeof(err));
     if (!hub)
         abort();
     if (mode & 4)
         tsv_hub_channels(hub, 128 << 10);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    strcpy(sa.sun_path, path);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
-        abort();
+    static const uint8_t secret[TSV_SECRET_SIZE] = {1, 2, 3};
+    uint8_t challenge[TSV_HEADER_SIZE + TSV_NONCE_SIZE];
+    int fd;
+    if (tcp) {
+        tsv_hub_set_secret(hub, secret);
+        fd = tsv_connect(tsv_hub_address(hub), err, sizeof(err));
+        hub_poll(hub, 0); /* accepts: its CHALLENGE */
+        if (fd < 0 || recv(fd, challenge, sizeof(challenge), MSG_WAITALL) != sizeof(challenge))
+            abort();
+    } else {
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        strcpy(sa.sun_path, path);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+            abort();
+    }
     if (mode & 1) {
         int relay = (mode & 8) != 0;
         struct tsv_hello hello = {.magic = TSV_MAGIC, .version = TSV_VERSION,
                                   .role = relay ? TSV_ROLE_RELAY : TSV_ROLE_PROCESS, .pid = 1};
+        if (tcp)
+            tsv_auth_hello_proof(secret, challenge + TSV_HEADER_SIZE, hello.nonce, 0x0100000a,
+                                 hello.role, hello.proof);
         struct tsv_member member = {.pid = 2, .role = TSV_ROLE_PROCESS};
         uint8_t frame[2 * TSV_HEADER_SIZE + sizeof(hello) + sizeof(member)];
         size_t n = tsv_frame_put(frame, TSV_HELLO, mode & 4 ? TSV_HELLO_CHANNEL : 0, 0,

@@ -2,8 +2,9 @@
  *
  * An input is what the coordinator's end of the relay's connection sends, after one control
  * byte: [0] % 3 participants (raw clients of the harness) say HELLO to the relay's local hub
- * first, so that GOTO, DELIVER and GONE reach them. The stream is then closed; the relay
- * serves until it says END or fails. Whatever it gets, it must not crash, leak (ASan) or
+ * first, so that GOTO, DELIVER and GONE reach them; [0] bit 2: the stream starts with the
+ * handshake's frames (CHALLENGE, WELCOME: relay.c's handshake reads them). The stream is
+ * then closed; the relay serves until it says END or fails. Whatever it gets, it must not crash, leak (ASan) or
  * hang, and its local hub must hold no payload at the end. */
 
 /* The relay's own file, to give it a connection without a listening coordinator. */
@@ -33,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    int members = data[0] % 3;
+    int members = data[0] % 3, handshaking = data[0] & 4;
     data++, size--;
     if (!path[0])
         snprintf(path, sizeof(path), "/tmp/tansiv-fuzz-relay-%d.sock", (int)getpid());
@@ -64,7 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size && send(pair[1], data, size < 65536 ? size : 65536, MSG_NOSIGNAL) < 0)
         abort();
     shutdown(pair[1], SHUT_WR);
-    int rc = 0;
+    static const uint8_t secret[TSV_SECRET_SIZE] = {1, 2, 3};
+    int rc = handshaking ? handshake(r, secret) : 0;
     for (int turns = 0; rc == 0 && turns < 64; turns++) {
         rc = tsv_relay_serve(r, 0);
         char sink[4096];

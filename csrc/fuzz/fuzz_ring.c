@@ -3,7 +3,10 @@
  * The other end of a ring is another process: it may write any bytes and any head and tail.
  * An input gives the ring's head and tail (8 bytes each) and its data (a 4 KiB ring, the
  * rest zero); the reader takes frames until the ring is empty or it says the ring is broken,
- * and must never read or write outside the ring or its payload buffer (ASan). */
+ * and must never read or write outside the ring or its payload buffer (ASan). Then the
+ * writer's side, which the hub is on a participant's ring whose tail that participant
+ * moves: frames of the input's sizes are put with the head and tail the input gave, and
+ * must stay inside the ring whatever those say. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +36,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         if (h.len > TSV_MAX_PAYLOAD)
             abort();
+    }
+    atomic_store(&r->head, head);
+    atomic_store(&r->tail, tail);
+    for (size_t i = 16; i + 2 <= size && i < 16 + 64; i += 2) {
+        h.len = (uint32_t)(data[i] | data[i + 1] << 8);
+        if (tsv_ring_put(&e, &h, payload))
+            break;
     }
     free(payload);
     free(r);

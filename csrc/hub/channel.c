@@ -29,6 +29,10 @@
 #include "hub-internal.h"
 #include "log.h"
 
+/* Bytes of one ring handled per turn of the hub's loop (as a socket's READS_PER_TURN): one
+ * that floods cannot starve the others. */
+#define DRAIN_PER_TURN (16u * 65536u)
+
 struct channel {
     int fd;
     void *map;
@@ -163,33 +167,55 @@ static int channel_flush(struct tsv_hub *hub, struct client *c)
     return 0;
 }
 
-/* Handles every frame the client put in its ring. */
-static void channel_drain(struct tsv_hub *hub, struct client *c)
+/* Handles the frames the client put in its ring, at most `budget` bytes of them (0: all);
+ * 1 if some are left. */
+static int channel_drain(struct tsv_hub *hub, struct client *c, size_t budget)
 {
     static uint8_t payload[TSV_MAX_PAYLOAD];
     struct channel *ch = c->channel;
     struct tsv_header h;
-    int rc, drained = 0;
-    while (c->state != C_DEAD && (rc = tsv_ring_get(&ch->to_hub, &h, payload,
-                                                    sizeof(payload))) != 0) {
+    size_t drained = 0;
+    int rc = 0;
+    while (c->state != C_DEAD && (!budget || drained < budget) &&
+           (rc = tsv_ring_get(&ch->to_hub, &h, payload, sizeof(payload))) != 0) {
         if (rc < 0) {
             hub_fail(hub, c, "broke its ring to the hub (a frame that does not fit)");
-            return;
+            return 0;
         }
         hub->stats.bytes_in += TSV_HEADER_SIZE + h.len;
-        drained = 1;
+        drained += TSV_HEADER_SIZE + h.len;
         hub_client_on_frame(hub, c, &h, payload);
     }
     if (drained && c->state != C_DEAD)
         tsv_ring_tell(ch->to_hub.ring, &ch->to_hub.ring->producer_waits);
+    return c->state != C_DEAD && rc != 0;
 }
 
 /* Its socket closed: what it sent before going is in its ring still, and counts. */
 static void channel_hangup(struct tsv_hub *hub, struct client *c)
 {
-    channel_drain(hub, c);
+    channel_drain(hub, c, 0);
     if (c->state != C_DEAD)
         hub_left(hub, c);
+}
+
+/* It goes before reaching the deadline (or the hub removes it before reading that it did):
+ * unless its ring holds its AT_DEADLINE (then it counted itself out of the shared barrier),
+ * the hub counts it out. If it was the last one the barrier waited for, the others counted
+ * themselves out without waking the hub, which wakes itself (its eventfd) to take their
+ * AT_DEADLINEs. Its ring's frames go with it. */
+static void channel_leave_round(struct tsv_hub *hub, struct client *c)
+{
+    static uint8_t payload[TSV_MAX_PAYLOAD];
+    struct tsv_header h;
+    while (tsv_ring_get(&c->channel->to_hub, &h, payload, sizeof(payload)) > 0)
+        if (h.type == TSV_AT_DEADLINE)
+            return;
+    if (atomic_fetch_sub(&hub->shared->remaining, 1) == 1) {
+        uint64_t one = 1;
+        ssize_t ignored = write(hub->event_fd, &one, sizeof(one));
+        (void)ignored;
+    }
 }
 
 static const struct client_ops channel_ops = {
@@ -200,6 +226,7 @@ static const struct client_ops channel_ops = {
     .deliver = hub_direct_deliver,
     .end = hub_direct_end,
     .hangup = channel_hangup,
+    .leave_round = channel_leave_round,
     .close = channel_close,
 };
 
@@ -217,12 +244,17 @@ void channels_service(struct tsv_hub *hub)
     uint64_t count;
     ssize_t ignored = read(hub->event_fd, &count, sizeof(count));
     (void)ignored;
+    int left = 0;
     for (int i = 0; i < hub->nclients; i++) {
         struct client *c = hub->clients[i];
         if (c->state == C_DEAD || !c->channel)
             continue;
-        channel_drain(hub, c);
+        left |= channel_drain(hub, c, DRAIN_PER_TURN);
         if (c->state != C_DEAD && c->out.len > c->out.off)
             channel_flush(hub, c);
+    }
+    if (left) { /* the rest at the next turn, after the sockets' */
+        count = 1;
+        ignored = write(hub->event_fd, &count, sizeof(count));
     }
 }

@@ -57,9 +57,9 @@ int hub_queue(struct tsv_hub *hub, struct client *c, uint16_t type, uint64_t tim
               uint32_t dst, const uint8_t *payload, uint32_t len)
 {
     size_t waiting = c->out.len - c->out.off;
-    if (waiting + TSV_HEADER_SIZE + len > hub->out_bytes_max) {
+    if (waiting + TSV_HEADER_SIZE + len > hub->limits.out_bytes) {
         hub_fail(hub, c, "does not read what it is sent (%zu bytes wait for it, bound %llu)",
-                 waiting, (unsigned long long)hub->out_bytes_max);
+                 waiting, (unsigned long long)hub->limits.out_bytes);
         return -1;
     }
     hub_buf_put(&c->out, type, 0, time, src, dst, payload, len);
@@ -80,8 +80,11 @@ void hub_close(struct tsv_hub *hub, struct client *c)
     if (c->state == C_DEAD)
         return;
     if (c->index >= 0) { /* a client of the run, not a connection before HELLO or a relay's */
-        if (c->state == C_RUNNING)
+        if (c->state == C_RUNNING) {
             hub->waiting--;
+            if (c->ops->leave_round)
+                c->ops->leave_round(hub, c);
+        }
         hub->alive--;
     }
     c->state = C_DEAD;

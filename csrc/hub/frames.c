@@ -10,15 +10,24 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "auth.h"
 #include "hub-internal.h"
 
-/* Compares in a time that does not depend on where they differ. */
-static int same_secret(const uint8_t *a, const uint8_t *b)
+/* Over TCP: whether the HELLO proves its sender knows the run's secret (auth.h). */
+static int proves_secret(const struct tsv_hub *hub, const struct client *c,
+                         const struct tsv_header *h, const struct tsv_hello *hello)
 {
-    uint8_t diff = 0;
-    for (int i = 0; i < TSV_SECRET_SIZE; i++)
-        diff |= a[i] ^ b[i];
-    return diff == 0;
+    uint8_t expected[TSV_PROOF_SIZE];
+    tsv_auth_hello_proof(hub->secret, c->nonce, hello->nonce, h->src, hello->role, expected);
+    return tsv_auth_equal(expected, hello->proof, TSV_PROOF_SIZE);
+}
+
+/* Over TCP: the hub's proof, before anything else the new client gets. */
+static void welcome(struct tsv_hub *hub, struct client *c, const struct tsv_hello *hello)
+{
+    uint8_t proof[TSV_PROOF_SIZE];
+    tsv_auth_welcome_proof(hub->secret, c->nonce, hello->nonce, proof);
+    hub_send(hub, c, TSV_WELCOME, 0, 0, 0, proof, sizeof(proof));
 }
 
 /* The pid the kernel knows for a Unix-socket peer; the one a HELLO claims over TCP. */
@@ -74,10 +83,18 @@ void hub_on_hello(struct tsv_hub *hub, struct client *c, const struct tsv_header
         hub_fail(hub, c, "said HELLO after the run started");
         return;
     }
-    if (hub->has_secret && !c->from_unix && !same_secret(hello.secret, hub->secret)) {
-        hub_fail(hub, c, "HELLO without the run's secret (TANSIV_SECRET)");
+    if (!c->from_unix && !hub->has_secret) {
+        hub_fail(hub, c, "connected over TCP to a hub without a secret: refused");
         return;
     }
+    if (!c->from_unix && !proves_secret(hub, c, h, &hello)) {
+        hub_fail(hub, c, "HELLO without proof of the run's secret (TANSIV_SECRET)");
+        return;
+    }
+    if (!c->from_unix)
+        welcome(hub, c, &hello);
+    if (c->state == C_DEAD)
+        return; /* still pending: the housekeeping frees it */
     for (int i = 0; i < hub->npending; i++)
         if (hub->pending[i] == c) {
             hub->pending[i] = hub->pending[--hub->npending];
@@ -108,6 +125,27 @@ int hub_in_round(struct tsv_hub *hub, struct client *c, const struct tsv_header 
     return 1;
 }
 
+/* c went over one of its bounds: removed, and what it sent this round discarded (a flood is
+ * nobody's traffic; what it has in flight from earlier rounds goes on). */
+static void over_bound(struct tsv_hub *hub, struct client *c, const char *fmt,
+                       unsigned long long bound)
+{
+    int kept = 0, discarded = 0;
+    for (int i = 0; i < hub->npackets; i++) {
+        struct tsv_hub_packet *p = &hub->packets[i];
+        if (p->client == c->index) {
+            tsv_hub_drop(hub, p->handle);
+            discarded++;
+        } else {
+            hub->packets[kept++] = *p;
+        }
+    }
+    hub->npackets = kept;
+    char why[160];
+    snprintf(why, sizeof(why), fmt, bound);
+    hub_fail(hub, c, "%s: removed, its %d packets of the round discarded", why, discarded);
+}
+
 void hub_on_send(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
                  const uint8_t *payload)
 {
@@ -121,22 +159,34 @@ void hub_on_send(struct tsv_hub *hub, struct client *c, const struct tsv_header 
         hub_fail(hub, c, "sent a packet with a source address other than its own");
         return;
     }
+    const struct tsv_hub_limits *max = &hub->limits;
     c->round_bytes += h->len;
-    if (c->round_bytes > hub->round_bytes_max) {
-        hub_fail(hub, c, "sent more than %llu bytes in one round (the bound per client)",
-                 (unsigned long long)hub->round_bytes_max);
+    c->round_packets++;
+    if (c->round_bytes > max->round_bytes)
+        over_bound(hub, c, "sent more than %llu bytes in one round (--round-bytes)",
+                   max->round_bytes);
+    else if (c->round_packets > max->round_packets)
+        over_bound(hub, c, "sent more than %llu packets in one round (--round-packets)",
+                   max->round_packets);
+    else if (c->held_bytes + h->len > max->inflight_bytes)
+        over_bound(hub, c, "has more than %llu bytes in flight (--inflight-bytes)",
+                   max->inflight_bytes);
+    else if (c->held_packets + 1 > max->inflight_packets)
+        over_bound(hub, c, "has more than %llu packets in flight (--inflight-packets)",
+                   max->inflight_packets);
+    if (c->state == C_DEAD)
         return;
-    }
     hub->packets = hub_grow(hub->packets, &hub->packets_cap, hub->npackets + 1,
                             sizeof(*hub->packets));
     struct tsv_hub_packet *p = &hub->packets[hub->npackets];
     p->time = h->time;
-    p->handle = hub_slot_store(hub, payload, h->len, h->src, h->dst);
+    p->handle = hub_slot_store(hub, c, payload, h->len, h->src, h->dst);
     p->src = h->src;
     p->dst = h->dst;
     p->size = h->len;
     p->client = c->index;
-    p->seq = (uint32_t)hub->npackets++;
+    p->seq = hub->seq++; /* not npackets: a discard (over_bound) may have lowered it */
+    hub->npackets++;
     hub->stats.packets++;
 }
 

@@ -57,6 +57,8 @@ struct client_ops {
     void (*end)(struct tsv_hub *hub, struct client *c);
     /* Its socket ended between frames. */
     void (*hangup)(struct tsv_hub *hub, struct client *c);
+    /* It goes (closing) in the middle of a round it had not finished; may be NULL. */
+    void (*leave_round)(struct tsv_hub *hub, struct client *c);
     /* From hub_close, c C_DEAD already: frees what it holds, tells whom it concerns. */
     void (*close)(struct tsv_hub *hub, struct client *c);
 };
@@ -70,13 +72,17 @@ struct client {
     int role;
     int want_out; /* EPOLLOUT registered */
     int from_unix; /* connected on the Unix socket: may take a channel */
+    uint8_t nonce[TSV_NONCE_SIZE]; /* over TCP: the CHALLENGE it was sent */
     uint64_t since;       /* when it connected (HELLO_TIMEOUT_NS) */
-    uint64_t round_bytes; /* sent in the current round (hub->round_bytes_max) */
+    uint64_t round_bytes, round_packets; /* sent in the current round (hub->limits) */
+    uint64_t held_bytes, held_packets;   /* of its packets, held in slots (hub->limits) */
     uint64_t stopped_at, held_ns; /* when it reached the barrier; total time held there */
     struct buf in, out; /* out: frames for it, not yet written (to its socket or ring) */
     struct channel *channel; /* a channel client's shared memory (channel.c) */
     struct client *via;      /* a member's: its relay's connection, which carries its frames */
     int gone_told;           /* a member whose relay knows it is gone (no GONE to send) */
+    int reached;             /* a member its relay said reached the deadline; it waits for
+                              * the relay's own AT_DEADLINE, which brings its SENDs */
     char name[64];
 };
 
@@ -85,6 +91,7 @@ struct slot {
     uint32_t len, gen;
     uint32_t src, dst;
     int used;
+    struct client *owner; /* its sender, whose held_* it counts in */
 };
 
 struct tsv_hub {
@@ -104,10 +111,9 @@ struct tsv_hub {
     int tcp_fd;            /* a second listener, for relays (tsv_hub_listen_tcp), or -1 */
     char tcp_address[128];
     uint64_t accept_paused_until; /* out of descriptors: accepting again then (0: not) */
-    uint8_t secret[TSV_SECRET_SIZE]; /* required of TCP clients if has_secret */
-    int has_secret;
-    uint64_t round_bytes_max;     /* a client may send this much per round */
-    uint64_t out_bytes_max;       /* frames waiting for a client that does not read */
+    uint8_t secret[TSV_SECRET_SIZE]; /* TCP clients must prove they know it */
+    int has_secret;                  /* without one, TCP clients are refused */
+    struct tsv_hub_limits limits; /* what one client may make the hub hold */
 
     uint64_t barrier, deadline; /* slice [barrier, deadline) */
     int waiting;                /* clients yet to reach the deadline */
@@ -116,6 +122,7 @@ struct tsv_hub {
 
     struct tsv_hub_packet *packets;
     int npackets, packets_cap;
+    uint32_t seq; /* packets sent this round, in order of arrival */
 
     struct slot *slots;
     uint32_t nslots, slots_cap, *free_slots, nfree, held;
@@ -148,9 +155,9 @@ struct span hub_span_begin(const struct tsv_hub *hub);
 void hub_span_end(struct tsv_hub *hub, struct span s);
 
 /* slots.c */
-/* Keeps a copy of a payload; returns its handle. */
-uint64_t hub_slot_store(struct tsv_hub *hub, const uint8_t *data, uint32_t len, uint32_t src,
-                        uint32_t dst);
+/* Keeps a copy of a payload c sent; returns its handle. */
+uint64_t hub_slot_store(struct tsv_hub *hub, struct client *c, const uint8_t *data, uint32_t len,
+                        uint32_t src, uint32_t dst);
 void hub_slots_free(struct tsv_hub *hub);
 
 /* conn.c */

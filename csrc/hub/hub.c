@@ -90,8 +90,13 @@ struct tsv_hub *tsv_hub_new(const char *address, char *error, size_t error_len)
     if (!hub)
         return NULL;
     hub->barrier_fd = hub->event_fd = hub->tcp_fd = -1;
-    hub->round_bytes_max = TSV_HUB_ROUND_BYTES;
-    hub->out_bytes_max = TSV_HUB_OUT_BYTES;
+    hub->limits = (struct tsv_hub_limits){
+        .round_bytes = TSV_HUB_ROUND_BYTES,
+        .round_packets = TSV_HUB_ROUND_PACKETS,
+        .inflight_bytes = TSV_HUB_INFLIGHT_BYTES,
+        .inflight_packets = TSV_HUB_INFLIGHT_PACKETS,
+        .out_bytes = TSV_HUB_OUT_BYTES,
+    };
     hub->listen_fd = tsv_listen(address, hub->address, sizeof(hub->address), hub->error,
                                 sizeof(hub->error));
     if (hub->listen_fd >= 0) {
@@ -168,16 +173,15 @@ void tsv_hub_set_secret(struct tsv_hub *hub, const uint8_t *secret)
     hub->has_secret = 1;
 }
 
-void tsv_hub_set_limits(struct tsv_hub *hub, uint64_t round_bytes, uint64_t out_bytes)
+void tsv_hub_set_limits(struct tsv_hub *hub, const struct tsv_hub_limits *limits)
 {
-    hub->round_bytes_max = round_bytes;
-    hub->out_bytes_max = out_bytes;
+    hub->limits = *limits;
 }
 
 int tsv_hub_client_waiting(const struct tsv_hub *hub, int i)
 {
     const struct client *c = get(hub, i);
-    return c && c->state == C_RUNNING;
+    return c && c->state == C_RUNNING && !c->reached;
 }
 
 int tsv_hub_remove(struct tsv_hub *hub, int i, const char *why)

@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "hub-internal.h"
 #include "log.h"
 #include "transport.h"
@@ -19,6 +20,8 @@
 /* Bounds on what one client may cost the others (tansiv-hub.h's defaults). */
 #define HELLO_TIMEOUT_NS (10ull * 1000000000u) /* a connection must say HELLO by then */
 #define ACCEPT_PAUSE_NS (100ull * 1000000u)    /* out of descriptors: accept again after */
+#define MAX_PENDING 64 /* connections without HELLO; one more closes the oldest (participants
+                        * say HELLO as soon as they connect: the oldest is the likeliest idle) */
 
 void hub_stop_listening(struct tsv_hub *hub)
 {
@@ -78,6 +81,26 @@ static void pause_accepting(struct tsv_hub *hub)
     hub->accept_paused_until = hub_now() + ACCEPT_PAUSE_NS;
 }
 
+static int live_pending(const struct tsv_hub *hub)
+{
+    int n = 0;
+    for (int i = 0; i < hub->npending; i++)
+        n += hub->pending[i]->state != C_DEAD;
+    return n;
+}
+
+static void close_oldest_pending(struct tsv_hub *hub)
+{
+    for (int i = 0; i < hub->npending; i++)
+        if (hub->pending[i]->state != C_DEAD) {
+            /* No event: a flood of connections would make as many. */
+            TSV_LOG(TSV_DEBUG, "closing %s: %d newer connections without HELLO",
+                    hub->pending[i]->name, MAX_PENDING);
+            hub_close(hub, hub->pending[i]);
+            return;
+        }
+}
+
 static void accept_all(struct tsv_hub *hub, int listen_fd)
 {
     for (;;) {
@@ -99,8 +122,17 @@ static void accept_all(struct tsv_hub *hub, int listen_fd)
         snprintf(c->name, sizeof(c->name), "connection fd %d (before HELLO)", fd);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         epoll_ctl(hub->epfd, EPOLL_CTL_ADD, fd, &ev);
+        if (live_pending(hub) >= MAX_PENDING)
+            close_oldest_pending(hub);
         hub->pending = hub_grow(hub->pending, &hub->pending_cap, hub->npending + 1, sizeof(c));
         hub->pending[hub->npending++] = c;
+        if (c->from_unix)
+            continue;
+        /* Over TCP, the client must prove it knows the run's secret (auth.h). */
+        if (tsv_random(c->nonce, sizeof(c->nonce)))
+            hub_fail(hub, c, "no random nonce for its CHALLENGE: %s", strerror(errno));
+        else
+            hub_send(hub, c, TSV_CHALLENGE, 0, 0, 0, c->nonce, sizeof(c->nonce));
     }
 }
 

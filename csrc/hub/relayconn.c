@@ -71,6 +71,24 @@ static void on_member(struct tsv_hub *hub, struct client *r, const struct tsv_he
 static void member_on_frame(struct tsv_hub *hub, struct client *m, const struct tsv_header *h,
                             const uint8_t *payload);
 
+/* A round that takes long: the relay says which of its members reached the deadline, so that
+ * the ones it still waits for, and only they, look late (a stall is named right). */
+static void member_reached(struct tsv_hub *hub, struct client *r, uint32_t addr)
+{
+    struct client *m = member(hub, r, addr);
+    if (!m) {
+        hub_fail(hub, r, "AT_DEADLINE for an address that is not its member");
+        return;
+    }
+    if (m->state == C_DEAD)
+        return; /* removed by the hub meanwhile */
+    if (m->state != C_RUNNING || m->reached) {
+        hub_fail(hub, r, "%s reached the deadline twice", m->name);
+        return;
+    }
+    m->reached = 1;
+}
+
 static void relay_on_frame(struct tsv_hub *hub, struct client *r, const struct tsv_header *h,
                            const uint8_t *payload)
 {
@@ -80,6 +98,10 @@ static void relay_on_frame(struct tsv_hub *hub, struct client *r, const struct t
     }
     if (!hub_in_round(hub, r, h))
         return;
+    if (h->type == TSV_AT_DEADLINE && h->src) {
+        member_reached(hub, r, h->src);
+        return;
+    }
     if (h->type == TSV_AT_DEADLINE) {
         for (int i = 0; i < hub->nclients; i++) {
             struct client *m = hub->clients[i];

@@ -13,12 +13,14 @@ static void start_round(struct tsv_hub *hub, uint64_t deadline)
     hub->barrier = hub->deadline;
     hub->deadline = deadline;
     hub->npackets = 0;
+    hub->seq = 0;
     channels_expect(hub); /* before any GOTO: they may reach D at once */
     for (int i = 0; i < hub->nclients; i++) {
         struct client *c = hub->clients[i];
         if (c->state != C_IDLE)
             continue;
-        c->round_bytes = 0;
+        c->round_bytes = c->round_packets = 0;
+        c->reached = 0;
         if (c->ops->go(hub, c, deadline))
             continue;
         c->state = C_RUNNING;

@@ -5,8 +5,8 @@
 
 #include "hub-internal.h"
 
-uint64_t hub_slot_store(struct tsv_hub *hub, const uint8_t *data, uint32_t len, uint32_t src,
-                        uint32_t dst)
+uint64_t hub_slot_store(struct tsv_hub *hub, struct client *c, const uint8_t *data, uint32_t len,
+                        uint32_t src, uint32_t dst)
 {
     uint32_t i;
     if (hub->nfree) {
@@ -32,6 +32,9 @@ uint64_t hub_slot_store(struct tsv_hub *hub, const uint8_t *data, uint32_t len, 
     s->dst = dst;
     s->used = 1;
     s->gen++;
+    s->owner = c;
+    c->held_packets++;
+    c->held_bytes += len;
     hub->held++;
     return ((uint64_t)s->gen << 32) | i;
 }
@@ -49,6 +52,8 @@ static struct slot *slot_get(const struct tsv_hub *hub, uint64_t handle)
 
 static void slot_free(struct tsv_hub *hub, struct slot *s)
 {
+    s->owner->held_packets--;
+    s->owner->held_bytes -= s->len;
     free(s->data);
     s->data = NULL;
     s->used = 0;

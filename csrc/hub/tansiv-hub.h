@@ -88,15 +88,27 @@ int tsv_hub_client_waiting(const struct tsv_hub *hub, int client);
  * without it. 0, or -1 if it is gone already. */
 int tsv_hub_remove(struct tsv_hub *hub, int client, const char *why);
 
-/* Clients over TCP must give this secret (TSV_SECRET_SIZE bytes) in their HELLO; those on
- * the Unix socket (private to the user) need not. Before any client connects. */
+/* Clients over TCP must prove they know this secret (TSV_SECRET_SIZE bytes; the hub proves
+ * it too: tansiv-protocol.h); those on the Unix socket (private to its user) need not. A hub
+ * without a secret refuses every client over TCP. Before any client connects. */
 void tsv_hub_set_secret(struct tsv_hub *hub, const uint8_t *secret);
-/* Bounds, a client over either being removed: bytes it may send per round (payloads), and
- * bytes of frames that may wait for it to read them. Their defaults (64 MiB, 256 MiB) are
- * plain numbers, which Python reads from this header too. */
+/* What one client may make the hub hold; going over a bound removes it (a FAILED event
+ * naming the bound), and the packets it sent in that round are discarded. */
+struct tsv_hub_limits {
+    uint64_t round_bytes;      /* payload bytes it may send per round */
+    uint64_t round_packets;    /* packets it may send per round (zero-byte ones count) */
+    uint64_t inflight_bytes;   /* payload bytes of its packets held (sent, neither delivered
+                                * nor dropped yet) */
+    uint64_t inflight_packets; /* its packets held */
+    uint64_t out_bytes;        /* bytes of frames waiting for it to read them */
+};
+/* The defaults: plain numbers, which Python reads from this header too. */
 #define TSV_HUB_ROUND_BYTES 67108864
+#define TSV_HUB_ROUND_PACKETS 262144
+#define TSV_HUB_INFLIGHT_BYTES 268435456
+#define TSV_HUB_INFLIGHT_PACKETS 262144
 #define TSV_HUB_OUT_BYTES 268435456
-void tsv_hub_set_limits(struct tsv_hub *hub, uint64_t round_bytes, uint64_t out_bytes);
+void tsv_hub_set_limits(struct tsv_hub *hub, const struct tsv_hub_limits *limits);
 
 /* Starts a round: every live client may run until `deadline` (ns, > the last one). */
 int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline);
@@ -141,15 +153,18 @@ int tsv_hub_payloads_held(const struct tsv_hub *hub);
 
 struct tsv_relay;
 
-/* Connects to the coordinator's hub at `upstream` (tcp:HOST:PORT) with the run's secret
- * (TSV_SECRET_SIZE bytes) and introduces every client of `local` (whose participants all said
- * HELLO) as its member. NULL on error, with the reason in error. */
+/* Connects to the coordinator's hub at `upstream` (tcp:HOST:PORT), both proving they know
+ * the run's secret (TSV_SECRET_SIZE bytes), and introduces every client of `local` (whose
+ * participants all said HELLO) as its member. NULL on error, with the reason in error. */
 struct tsv_relay *tsv_relay_new(struct tsv_hub *local, const char *upstream,
                                 const uint8_t *secret, char *error, size_t error_len);
 /* Serves the coordinator's rounds on the local hub: 1 when it said END (the local
- * participants were told), 0 after timeout_ms without a frame from it (call again), -1 on error
- * (the coordinator is gone: tsv_relay_error). */
+ * participants were told), 0 once timeout_ms passed (call again; a round under way goes on
+ * first), -1 on error (the coordinator is gone: tsv_relay_error). */
 int tsv_relay_serve(struct tsv_relay *relay, int timeout_ms);
+/* Pops a participant the coordinator removed (its address; it is out of the local hub, its
+ * process is the caller's to stop): 1, or 0 if there is none. */
+int tsv_relay_removed(struct tsv_relay *relay, uint32_t *address);
 const char *tsv_relay_error(const struct tsv_relay *relay);
 /* Rounds served. */
 uint64_t tsv_relay_rounds(const struct tsv_relay *relay);

@@ -5,7 +5,9 @@
  * as in_addr_t values, i.e. the four octets in network order.
  *
  * Conversation (T is the barrier time, D the next deadline, times in ns since simulation start):
+ *  (hub -> client   CHALLENGE    over TCP only: payload a nonce, TSV_NONCE_SIZE bytes)
  *   client -> hub   HELLO        payload: struct tsv_hello; header.src = client address
+ *  (hub -> client   WELCOME      over TCP only: payload the hub's proof, TSV_PROOF_SIZE bytes)
  *   hub -> client   GOTO(D)      run until virtual time D            (first one starts time at 0)
  *   client -> hub   SEND(t)      a packet sent at virtual time t, T <= t < D; src/dst set
  *   client -> hub   AT_DEADLINE(D)  reached D, every SEND of [T, D) was written before this
@@ -20,14 +22,25 @@
  * for noticing an end that goes away.
  * A hub that answers GOTO instead keeps the socket.
  *
+ * TCP: the hub asks every connection to prove it knows the run's secret without sending it
+ * (csrc/common/auth.h): CHALLENGE carries the hub's nonce; HELLO a nonce of the client's and
+ * its proof, HMAC-SHA256(secret, "tansiv hello" | hub nonce | client nonce | header.src |
+ * role); WELCOME, once the hub accepted the HELLO, the hub's proof, HMAC-SHA256(secret,
+ * "tansiv welcome" | client nonce | hub nonce), which the client checks before it goes on.
+ * A hub without a secret refuses every client over TCP. On the Unix socket (private to its
+ * user) none of this happens: nonce and proof are zeros and not looked at.
+ *
  * Relay (one per remote node of a SLURM allocation, csrc/hub/relay.c): it is the hub of its
  * node's participants and one client of the coordinator's hub, over TCP, for all of them. Its
- * HELLO has role TSV_ROLE_RELAY (and the run's secret); then, before the run starts, one
+ * HELLO has role TSV_ROLE_RELAY; then, after the WELCOME and before the run starts, one
  * MEMBER per participant behind it (header.src its address, payload struct tsv_member). It
  * gets one GOTO per round and answers with every SEND of its members (header.src saying whose)
  * and one AT_DEADLINE: a round costs one exchange per node, not per participant. DELIVERs
  * for its members carry header.dst. GONE (header.src: the member) says a member left during
- * the round, before the AT_DEADLINE; from the hub, GONE (header.dst) removes a member.
+ * the round, before the AT_DEADLINE; from the hub, GONE (header.dst) removes a member, at
+ * any time. In a round that lasts, the relay also sends AT_DEADLINE with header.src = a
+ * member that reached the deadline (once each): the hub then knows who is late; the round
+ * still ends with the AT_DEADLINE of header.src 0, after the members' SENDs.
  *
  * This header is read by C (client, hub, tests) and by Python through cffi
  * (tansiv/run/protocol.py): keep it to integer #defines, enums and plain structs.
@@ -38,10 +51,12 @@
 #include <stdint.h>
 
 #define TSV_MAGIC 0x5653544e
-#define TSV_VERSION 2
+#define TSV_VERSION 3
 #define TSV_HEADER_SIZE 24
 #define TSV_MAX_PAYLOAD 65536
 #define TSV_SECRET_SIZE 16
+#define TSV_NONCE_SIZE 16
+#define TSV_PROOF_SIZE 32 /* HMAC-SHA256 */
 #define TSV_HELLO_CHANNEL 1 /* HELLO's header.flags: the client can take a shared-memory channel */
 #define TSV_GONE_FAILED 1   /* GONE's header.flags: the member broke the protocol (else it left) */
 #define TSV_GONE_MESSAGE 200 /* at most this many bytes of text in a GONE */
@@ -55,7 +70,9 @@ enum tsv_msg_type {
     TSV_GOTO = 16,
     TSV_DELIVER = 17,
     TSV_END = 18,
-    TSV_CHANNEL = 19
+    TSV_CHANNEL = 19,
+    TSV_CHALLENGE = 20,
+    TSV_WELCOME = 21
 };
 
 enum tsv_role {
@@ -79,7 +96,8 @@ struct tsv_hello {
     uint16_t role;    /* enum tsv_role */
     uint32_t pid;
     uint32_t reserved;
-    uint8_t secret[TSV_SECRET_SIZE]; /* the run's secret (TANSIV_SECRET), or zeros */
+    uint8_t nonce[TSV_NONCE_SIZE]; /* over TCP: the client's (zeros on the Unix socket) */
+    uint8_t proof[TSV_PROOF_SIZE]; /* over TCP: that it knows the run's secret */
 };
 
 /* MEMBER's payload: a participant behind a relay, as its own HELLO said. */

@@ -3,7 +3,7 @@
  *   burst SOCKET [vsg options] -- send PEER COUNT SIZE return|_exit|kill|stop
  *   burst SOCKET [vsg options] -- recv COUNT
  *
- * send: COUNT messages of SIZE bytes (the first four: the message's index), as fast as
+ * send: COUNT messages of SIZE bytes (the first four, if any: the message's index), as fast as
  * vsg_send takes them, then returns from main without vsg_stop, calls _exit, SIGKILLs itself,
  * or (stop) calls vsg_stop first. recv: prints "got INDEX SIZE" for each message, then, after
  * COUNT, vsg_stop. */
@@ -28,12 +28,12 @@ static int send_burst(struct vsg_context *ctx, const char *peer_text, int count,
 {
     struct in_addr peer;
     static uint8_t buf[MAX_PACKET_SIZE];
-    if (inet_pton(AF_INET, peer_text, &peer) != 1 || size < 4 || size > sizeof(buf)) {
+    if (inet_pton(AF_INET, peer_text, &peer) != 1 || size > sizeof(buf)) {
         fprintf(stderr, "burst: bad PEER or SIZE\n");
         return 2;
     }
     for (int i = 0; i < count; i++) {
-        memcpy(buf, &i, 4);
+        memcpy(buf, &i, size < 4 ? size : 4);
         int rc = vsg_send(ctx, peer.s_addr, size, buf);
         if (rc) {
             fprintf(stderr, "burst: vsg_send %d: %s\n", i, strerror(rc));

@@ -1,13 +1,13 @@
-"""The coordinator: keeps participants and the SimGrid simulation in step (conservative
+"""The coordinator: keeps participants and the network model in step (conservative
 synchronization, docs/design.md §The coordinator loop).
 
-At a barrier T, every participant is stopped at T and SimGrid's clock is at T. The next
-deadline is D = min(T + L, date of SimGrid's next event), L being the lookahead (smallest
-route latency between participants). Participants run to D and return the packets they sent
-in [T, D), each stamped with its send time; each is started in SimGrid at that time, SimGrid
-runs to D, and every communication finished by then is delivered, stamped with its completion
-date, which is D. No packet sent in [T, D) can complete before T + L >= D, so every delivery
-happens exactly when the simulation says."""
+At a barrier T, every participant is stopped at T and the network model was advanced to T.
+The next deadline is D = min(T + L, date of the model's next event), L being the lookahead
+(smallest route latency between participants). Participants run to D and return the packets
+they sent in [T, D), each stamped with its send time; each goes into the model at that time,
+the model runs to D, and every frame delivered by then is delivered, stamped with its
+completion date, which is D. No packet sent in [T, D) can complete before T + L >= D, so
+every delivery happens exactly when the simulation says."""
 
 import logging
 import time
@@ -16,9 +16,9 @@ from dataclasses import dataclass, fields
 from .. import units
 from ..procs import describe_exit
 from . import hub as hubmod
-from . import pcap, protocol, routes
+from . import consoles, pcap, protocol, routes
 from .choices import LAUNCHERS, ON_STALL, TRANSPORTS
-from .participants import Participant, Participants, RunError
+from .participants import Participant, Participants, RunError, cap_consoles
 from .platform import Network
 from .record import RunRecord
 from .wire import ethernet_wire_size
@@ -29,7 +29,6 @@ ECHO_PERIOD_S = 0.25
 WAIT_SLICE_MS = 250
 NEVER = 2**64 - 1  # a date no round reaches
 RING_SIZE = 1 << 20
-ROUND_BYTES = hubmod.ROUND_BYTES  # payload bytes a participant may send per round
 CONNECT_TIMEOUT_S = 60.0  # participants have this long to say HELLO
 END_GRACE_S = 5.0  # how long programs may run on after the simulation ended
 STALL_S = 60.0     # a round waiting this long (plus 10 slices) has a stalled participant
@@ -54,13 +53,22 @@ class Options:
     ring_size: int = RING_SIZE      # bytes of each ring of a channel
     stall_s: float = STALL_S        # wall seconds a round may wait for a participant
     on_stall: str = ON_STALL[0]     # fail the run, or remove the stalled participants
-    round_bytes: int = ROUND_BYTES  # payload bytes a participant may send per round
+    # The hub's bounds on one participant (tsv_hub_limits): going over one removes it.
+    round_bytes: int = hubmod.LIMITS["round_bytes"]
+    round_packets: int = hubmod.LIMITS["round_packets"]
+    inflight_bytes: int = hubmod.LIMITS["inflight_bytes"]
+    inflight_packets: int = hubmod.LIMITS["inflight_packets"]
     launcher: str = LAUNCHERS[0]    # local, or slurm: across the nodes of an allocation
     placement: object = None        # slurm: a file of `ADDRESS NODE` lines (Path)
+    console_limit: int = consoles.DEFAULT_LIMIT  # bytes of a participant's output kept
 
     @classmethod
     def from_args(cls, args) -> "Options":
         return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+    def hub_limits(self) -> dict:
+        """The hub's bounds on a participant that are options (tsv_hub_limits)."""
+        return {name: getattr(self, name) for name in hubmod.LIMITS if hasattr(self, name)}
 
     def as_record(self) -> dict:
         """run.json's options: every field, paths as text, main sorted."""
@@ -73,8 +81,7 @@ class Options:
 
 @dataclass
 class InFlight:
-    """A packet SimGrid is carrying."""
-    comm: object                  # simgrid.Comm
+    """A packet the network model carries (by id), or one it never took (dst None)."""
     src: Participant
     dst: Participant
     size: int                     # payload bytes
@@ -96,10 +103,12 @@ class Coordinator:
         self.net = network
         self.participants = participants
         self.routes = route_table
+        self._closest = routes.Lookahead(route_table)
         self.hub = hub
         self.rundir = rundir
         self.opt = options
-        self.inflight = []
+        self.inflight = {}  # frame id (the order of sending) -> InFlight
+        self._ids = 0
         self.lookahead_ns = None
         self.unsafe_lookahead = False  # forced above the smallest route latency
         self.now_ns = 0
@@ -152,7 +161,7 @@ class Coordinator:
     # ---- lookahead -------------------------------------------------------------------------
 
     def _update_lookahead(self, why: str, among, at_ns: int = 0) -> None:
-        computed, route = routes.lookahead(self.routes, among)
+        computed, route = self._closest.among(among)
         forced = self.opt.force_lookahead_ns
         if forced is not None:
             if computed is not None:  # with one participant left, keep what was known
@@ -202,15 +211,11 @@ class Coordinator:
                 log.info("the main participants ended: ending the simulation")
                 break
 
-            # Events that fall on T (up to rounding to ns) are SimGrid's to process now.
+            # Nothing can happen in the simulation before its next event (or --until): the
+            # hub runs the rounds up to it by itself while they are idle. (The model was
+            # advanced to T: its next event is after T.)
             t0 = perf()
             nxt = net.next_event_ns()
-            while nxt is not None and nxt <= T:
-                net.run_to_next_event()
-                self._deliver_finished(T)
-                nxt = net.next_event_ns()
-            # Nothing can happen in the simulation before its next event (or --until): the
-            # hub runs the rounds up to it by itself while they are idle.
             horizon = min(NEVER if nxt is None else nxt, NEVER if until is None else until)
             t1 = perf()
             self.timing.simgrid += t1 - t0
@@ -220,7 +225,6 @@ class Coordinator:
                 self._echo()
                 self._check_stall()
             D = hub.barrier()
-            event_due = nxt is not None and nxt <= D
             t2 = perf()
             self.timing.hub += t2 - t1
 
@@ -229,12 +233,10 @@ class Coordinator:
             t3 = perf()
             if count:
                 self._inject(count, packets)
-            net.run_until(D)
-            self.now_ns = D
             # Completions by D are the predicted event, or (only if the lookahead was forced
             # above a route latency) packets injected in this very round.
-            if event_due or (count and self.unsafe_lookahead):
-                self._deliver_finished(D)
+            self._settle(net.advance(D), D)
+            self.now_ns = D
             self.timing.simgrid += perf() - t3
             if perf() - self._last_echo > ECHO_PERIOD_S * 1e9:
                 self._echo()
@@ -257,26 +259,29 @@ class Coordinator:
             if dst is src:
                 # A participant's own traffic stays inside it (its loopback): what reaches
                 # the hub addressed to itself is nobody's to carry.
-                self._drop(InFlight(None, src, None, p.size, p.time, p.handle),
-                           "sent to its own address", dst_name=dst_name)
+                self._drop(InFlight(src, None, p.size, p.time, p.handle),
+                           "sent to its own address", p.time, dst_name=dst_name)
                 continue
             if dst is None or dst.client is None:
-                self._drop(InFlight(None, src, None, p.size, p.time, p.handle),
-                           f"unknown destination {dst_name}", dst_name=dst_name)
+                self._drop(InFlight(src, None, p.size, p.time, p.handle),
+                           f"unknown destination {dst_name}", p.time, dst_name=dst_name)
                 continue
-            net.run_until(p.time)
-            comm = net.send(src.actor.host, dst.actor.host, self._wire_size(src, p.size))
-            self.inflight.append(InFlight(comm, src, dst, p.size, p.time, p.handle))
+            self._ids += 1
+            net.send(src.actor.host, dst.actor.host, self._wire_size(src, p.size), p.time,
+                     self._ids)
+            self.inflight[self._ids] = InFlight(src, dst, p.size, p.time, p.handle)
 
-    def _deliver_finished(self, at_ns: int) -> None:
-        still = []
-        for f in self.inflight:
-            if not f.comm.test():
-                still.append(f)
+    def _settle(self, fates, at_ns: int) -> None:
+        """What the network model did with frames by the barrier at_ns: each delivered at
+        at_ns (its completion date, unless late), or dropped."""
+        for fate in fates:
+            f = self.inflight.pop(fate.id)
+            if fate.dropped:
+                self._drop(f, fate.dropped, fate.time_ns, where=fate.where)
                 continue
-            complete = self.net.finish_ns(f.comm)
+            complete = fate.time_ns
             if not self.hub.alive(f.dst.client):
-                self._drop(f, "destination gone", complete)
+                self._drop(f, "destination gone", at_ns, complete=complete)
                 continue
             if self.capture:
                 self._capture(f.dst.name, at_ns, f.src, f.dst.name, f.handle)
@@ -291,7 +296,6 @@ class Coordinator:
             self.rundir.packet({"src": f.src.name, "dst": f.dst.name, "size": f.size,
                                 "send_ns": f.send_ns, "complete_ns": complete,
                                 "deliver_ns": at_ns})
-        self.inflight = still
 
     def _capture(self, owner: str, time_ns: int, src: Participant, dst: str,
                  handle: int) -> None:
@@ -301,12 +305,18 @@ class Coordinator:
         deliveries at its start T and before those at its deadline D, and lie in [T, D)."""
         self.capture.add(owner, time_ns, src.role, src.name, dst, self.hub.payload(handle))
 
-    def _drop(self, f: InFlight, why: str, complete=None, dst_name=None) -> None:
+    def _drop(self, f: InFlight, why: str, at_ns: int, complete=None, dst_name=None,
+              where=None) -> None:
+        """f is not delivered: why, when (at_ns), where (a link and its direction, for the
+        network model's own drops)."""
         self.hub.drop(f.handle)
         self.dropped += 1
-        self.rundir.packet({"src": f.src.name, "dst": dst_name or f.dst.name, "size": f.size,
-                            "send_ns": f.send_ns, "complete_ns": complete, "deliver_ns": None,
-                            "dropped": why})
+        record = {"src": f.src.name, "dst": dst_name or f.dst.name, "size": f.size,
+                  "send_ns": f.send_ns, "complete_ns": complete, "deliver_ns": None,
+                  "dropped": why, "drop_ns": at_ns}
+        if where:
+            record["where"] = where
+        self.rundir.packet(record)
         log.warning("dropped a %d-byte packet from %s sent at %d ns: %s", f.size, f.src.name,
                     f.send_ns, why)
 
@@ -368,6 +378,7 @@ class Coordinator:
 
     def _echo(self) -> None:
         self._last_echo = time.perf_counter_ns()
+        cap_consoles(self.participants)
         if not self.opt.quiet:
             for p in self.participants:
                 p.echo()
@@ -377,10 +388,8 @@ class Coordinator:
     def finish(self) -> None:
         """Ends the simulation for whoever is still in it and collects every exit status."""
         self.hub.end(1000)  # relays get it even when none of their participants is left
-        for f in self.inflight:
-            f.comm.cancel()  # SimGrid complains (a backtrace) of a comm dropped unfinished
-            self._drop(f, "simulation ended")
-        self.inflight = []
+        for id in self.net.cancel_all():
+            self._drop(self.inflight.pop(id), "simulation ended", self.now_ns)
         if self.capture:
             self.capture.close()
         self._handle_events()

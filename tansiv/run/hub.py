@@ -18,10 +18,11 @@ cheader.load(ffi, "tansiv-hub.h")
 _lib = None
 
 # The header's enums and #defines, without loading the library: its events' kinds, and its
-# bounds on a client (payload bytes per round, bytes left unread).
+# bounds on a client (struct tsv_hub_limits: each field's default is TSV_HUB_<FIELD>).
 _constants = ffi.dlopen(None)
 JOINED, LEFT, FAILED = _constants.TSV_HUB_JOINED, _constants.TSV_HUB_LEFT, _constants.TSV_HUB_FAILED
-ROUND_BYTES, OUT_BYTES = _constants.TSV_HUB_ROUND_BYTES, _constants.TSV_HUB_OUT_BYTES
+LIMITS = {name: getattr(_constants, f"TSV_HUB_{name.upper()}")
+          for name, _ in ffi.typeof("struct tsv_hub_limits").fields}
 
 
 def _library():
@@ -125,8 +126,13 @@ class Hub:
         """TCP clients must give it in their HELLO (SECRET_SIZE bytes)."""
         self._lib.tsv_hub_set_secret(self._h, ffi.from_buffer("uint8_t[]", secret))
 
-    def set_limits(self, round_bytes: int, out_bytes: int) -> None:
-        self._lib.tsv_hub_set_limits(self._h, round_bytes, out_bytes)
+    def set_limits(self, **limits) -> None:
+        """Bounds on each client (LIMITS' names; the others keep their defaults)."""
+        unknown = set(limits) - set(LIMITS)
+        if unknown:
+            raise TypeError(f"unknown hub limits: {', '.join(sorted(unknown))}")
+        self._lib.tsv_hub_set_limits(self._h, ffi.new("struct tsv_hub_limits *",
+                                                      {**LIMITS, **limits}))
 
     def client_channel(self, i: int) -> bool:
         return bool(self._lib.tsv_hub_client_channel(self._h, i))
@@ -210,8 +216,8 @@ class Relay:
             raise HubError(ffi.string(err).decode())
 
     def serve(self, timeout_ms: int) -> bool:
-        """Serves rounds: True once the coordinator said END, False after timeout_ms of
-        silence; HubError if the coordinator is gone."""
+        """Serves rounds: True once the coordinator said END, False once timeout_ms passed;
+        HubError if the coordinator is gone."""
         rc = self._lib.tsv_relay_serve(self._r, timeout_ms)
         if rc < 0:
             raise HubError(ffi.string(self._lib.tsv_relay_error(self._r)).decode())
@@ -219,6 +225,13 @@ class Relay:
 
     def rounds(self) -> int:
         return self._lib.tsv_relay_rounds(self._r)
+
+    def removed(self) -> list:
+        """Addresses of the participants the coordinator removed since the last call."""
+        out, addr = [], ffi.new("uint32_t *")
+        while self._lib.tsv_relay_removed(self._r, addr):
+            out.append(addr_to_str(addr[0]))
+        return out
 
     def close(self) -> None:
         if self._r is not None:

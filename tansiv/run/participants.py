@@ -9,6 +9,7 @@ A participant's state moves one way:
                                             end in the time it was given
 """
 
+import logging
 import os
 import shutil
 import subprocess
@@ -19,8 +20,15 @@ from pathlib import Path
 
 from .. import paths, procs
 from ..errors import InputError, TansivError
+from . import consoles
 from .deployment import Actor
 from .record import BROKEN, CRASHED, ENDED, FAILED, LEFT, RUNNING, STARTING, ParticipantRecord
+
+
+REMOVED_GRACE_S = 1.0  # a participant removed from the run has this long to end on SIGTERM
+
+
+log = logging.getLogger("tansiv.participants")
 
 
 class RunError(TansivError):
@@ -70,8 +78,11 @@ class Participant:
     detail: str = ""
     end_ns: int = None          # simulated time it left at
     held_s: float = None        # wall time spent held at barriers
-    _echo_offset: int = 0
-    _echo_partial: bytes = field(default=b"", repr=False)
+    console_limit: int = consoles.DEFAULT_LIMIT
+    console: consoles.Console = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.console = consoles.Console(self.log_path, self.console_limit)
 
     @property
     def name(self) -> str:
@@ -105,7 +116,7 @@ class Participant:
     def failed(self, at_ns: int, why: str) -> None:
         self.end_ns, self.state, self.detail = at_ns, FAILED, why
         if not self.node:  # one on another node: its relay stops it (the hub told it)
-            self.terminate(grace_s=1.0)
+            self.terminate(grace_s=REMOVED_GRACE_S)
 
     def finished(self, code, terminated: bool, lost: bool = False) -> None:
         """At the end of the run: its exit status, and whether it had to be terminated; lost:
@@ -136,27 +147,15 @@ class Participant:
 
     # ---- its output --------------------------------------------------------------------
 
-    def echo(self, out=sys.stdout) -> None:
-        """Prints the whole lines the program wrote since the last call, prefixed by its name."""
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(self._echo_offset)
-                data = f.read()
-        except OSError:
-            return
-        self._echo_offset += len(data)
-        data = self._echo_partial + data
-        lines = data.split(b"\n")
-        self._echo_partial = lines.pop()
-        for line in lines:
+    def echo(self, out=sys.stdout, rest: bool = False) -> None:
+        """Prints the whole lines the program wrote since the last call (rest: the last one
+        too, unfinished), prefixed by its name."""
+        for line in self.console.lines(rest):
             out.write(f"[{self.name}] {line.decode(errors='replace')}\n")
         out.flush()
 
     def echo_rest(self, out=sys.stdout) -> None:
-        self.echo(out)
-        if self._echo_partial:
-            out.write(f"[{self.name}] {self._echo_partial.decode(errors='replace')}\n")
-            self._echo_partial = b""
+        self.echo(out, rest=True)
 
 
 class Participants:
@@ -203,12 +202,21 @@ class Participants:
         return bool(main) and all(p.state != RUNNING for p in main)
 
 
+def cap_consoles(members) -> None:
+    """Keeps every console under its limit (consoles.py), saying so once for each."""
+    for p in members:
+        said = p.console.cap()
+        if said:
+            log.warning("participant %s: %s", p.name, said)
+
+
 def wait(members, timeout_s: float) -> None:
     """For uncoupled participants (netem, none): until the main ones (default: all) end, or
     timeout_s of wall time; then the others are stopped."""
     waited = [p for p in members if p.main] or members
     end = time.monotonic() + timeout_s
     while any(p.proc.poll() is None for p in waited) and time.monotonic() < end:
+        cap_consoles(members)
         time.sleep(0.2)
     for p in members:
         still = p.proc.poll() is None

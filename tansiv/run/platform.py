@@ -15,6 +15,7 @@ import cffi
 from ..errors import InputError, TansivError
 from .. import units
 from . import cheader
+from .network import Fate
 
 # A transfer takes latency + size / bottleneck bandwidth, as route_to reports them. SimGrid's
 # defaults differ: LV08 multiplies latencies by 13.01 and bandwidths by 0.97, TCP-gamma caps
@@ -122,7 +123,7 @@ class Network:
         self.hosts = {h.name: h for h in self.engine.all_hosts}
         self._sg = cheader.open_library(_ffi, "tansiv-sgnext")
         self.cfg = list(DEFAULT_CFG) + list(cfg)
-        self._next = -1.0  # the date next_event_ns last gave (s; -1: none)
+        self._buffers = (_ffi.new("uint64_t[]", 1024), _ffi.new("double[]", 1024))
 
     @staticmethod
     def simgrid_version() -> str:
@@ -136,9 +137,9 @@ class Network:
         bandwidth = min((l.bandwidth for l in links), default=math.inf)
         return units.to_ns(latency), bandwidth, [l.name for l in links]
 
-    # ---- stepping ------------------------------------------------------------------------
+    # ---- the network model (tansiv/run/network.py) -----------------------------------------
 
-    def run_until(self, date_ns: int) -> None:
+    def _run_until(self, date_ns: int) -> None:
         date = units.to_seconds(date_ns)
         # SimGrid aborts on a date in the past.
         if date > self.engine.clock:
@@ -146,20 +147,44 @@ class Network:
 
     def next_event_ns(self):
         """Date of the next event (ns), None if none."""
-        self._next = self._sg.tsv_sg_next_event()
-        return None if self._next < 0 else units.to_ns(self._next)
+        nxt = self._sg.tsv_sg_next_event()
+        return None if nxt < 0 else units.to_ns(nxt)
 
-    def run_to_next_event(self) -> None:
-        """Runs to the exact date (a float, which ns may round below) of the next event that
-        next_event_ns just gave, without asking SimGrid again."""
-        if self._next > self.engine.clock:
-            self.engine.run_until(self._next)
+    def send(self, src: str, dst: str, size: int, at_ns: int, id: int) -> None:
+        """A frame of size bytes from host src to host dst, sent at at_ns (>= the last date
+        the simulation was taken to): a transfer, whose completion advance reports."""
+        self._run_until(at_ns)
+        if self._sg.tsv_sg_send(src.encode(), dst.encode(), size, id):
+            raise TansivError(f"SimGrid knows no host {src} or {dst}")
 
-    @staticmethod
-    def finish_ns(comm) -> int:
-        """When a finished communication completed (ns)."""
-        return units.to_ns(comm.finish_time)
+    def advance(self, to_ns: int) -> list:
+        """Runs the simulation to to_ns; the frames that completed on the way (those whose
+        date rounds to to_ns included: SimGrid's dates are floats), by completion date and
+        then order of sending."""
+        # Each event's exact float date, which ns may round below (to_ns cannot reach it).
+        nxt = self._sg.tsv_sg_next_event()
+        while 0 <= nxt and units.to_ns(nxt) <= to_ns:
+            if nxt > self.engine.clock:
+                self.engine.run_until(nxt)
+            else:
+                break  # an event SimGrid keeps at its clock (none here; no spinning)
+            nxt = self._sg.tsv_sg_next_event()
+        self._run_until(to_ns)
+        fates = []
+        ids, dates = self._buffers
+        while True:
+            n = self._sg.tsv_sg_completed(ids, dates, len(ids))
+            fates += [Fate(ids[k], units.to_ns(dates[k])) for k in range(n)]
+            if n < len(ids):
+                break
+        fates.sort(key=lambda f: (f.time_ns, f.id))
+        return fates
 
-    def send(self, src: str, dst: str, size: int):
-        """Starts a communication now; returns the SimGrid Comm."""
-        return self._simgrid.Comm.sendto_async(self.hosts[src], self.hosts[dst], size)
+    def in_flight(self) -> int:
+        return self._sg.tsv_sg_in_flight()
+
+    def cancel_all(self) -> list:
+        """Ends every transfer in flight: their ids, in order of sending."""
+        n = self._sg.tsv_sg_in_flight()
+        ids = _ffi.new("uint64_t[]", max(n, 1))
+        return sorted(ids[k] for k in range(self._sg.tsv_sg_cancel_all(ids, n)))

@@ -15,9 +15,10 @@ MAGIC = _c.TSV_MAGIC
 VERSION = _c.TSV_VERSION
 HEADER_SIZE = _c.TSV_HEADER_SIZE
 MAX_PAYLOAD = _c.TSV_MAX_PAYLOAD
-SECRET_SIZE = _c.TSV_SECRET_SIZE
+SECRET_SIZE, NONCE_SIZE, PROOF_SIZE = _c.TSV_SECRET_SIZE, _c.TSV_NONCE_SIZE, _c.TSV_PROOF_SIZE
 HELLO, SEND, AT_DEADLINE = _c.TSV_HELLO, _c.TSV_SEND, _c.TSV_AT_DEADLINE
 GOTO, DELIVER, END, CHANNEL = _c.TSV_GOTO, _c.TSV_DELIVER, _c.TSV_END, _c.TSV_CHANNEL
+CHALLENGE, WELCOME = _c.TSV_CHALLENGE, _c.TSV_WELCOME
 ROLE_PROCESS, ROLE_VM = _c.TSV_ROLE_PROCESS, _c.TSV_ROLE_VM
 HELLO_CHANNEL = _c.TSV_HELLO_CHANNEL
 
@@ -52,8 +53,9 @@ def parse_hello(payload: bytes) -> dict:
 
 
 def pack_hello(role: int = ROLE_PROCESS, pid: int = 0, magic: int = MAGIC,
-               version: int = VERSION, secret: bytes = b"") -> bytes:
+               version: int = VERSION, nonce: bytes = b"", proof: bytes = b"") -> bytes:
     h = ffi.new("struct tsv_hello *")
     h.magic, h.version, h.role, h.pid = magic, version, role, pid
-    h.secret[0:len(secret)] = secret
+    h.nonce[0:len(nonce)] = nonce
+    h.proof[0:len(proof)] = proof
     return bytes(ffi.buffer(h))

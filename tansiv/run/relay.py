@@ -16,9 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import procs
+from .. import leftovers, procs
+from .consoles import Console
 from .hub import Hub, HubError, Relay
-from .session import Terminated, raise_terminated
+from .participants import REMOVED_GRACE_S
+from .session import LEFTOVER_GRACE_S, Terminated, raise_terminated
 
 log = logging.getLogger("tansiv.relay")
 SERVE_SLICE_MS = 250
@@ -45,19 +47,26 @@ def connect(hub: Hub, started: dict, timeout_s: float) -> None:
 def serve(plan: dict, node: str, ends: dict) -> None:
     """The node's part of the run; each participant's end into ends."""
     members = plan["nodes"][node]
-    secret = bytes.fromhex(os.environ["TANSIV_SECRET"])
-    tmp = tempfile.mkdtemp(prefix="tansiv-relay-")  # 0700: the socket is the user's alone
+    secret = bytes.fromhex(os.environ.pop("TANSIV_SECRET"))  # the relay's alone, not its children's
+    tmp = tempfile.mkdtemp(prefix=leftovers.tmp_prefix("relay"))  # 0700: the user's alone
     started, relay = {}, None
     try:
         with Hub(f"{tmp}/hub.sock", plan["ring_size"]) as hub:
+            hub.set_limits(**plan["limits"])  # the coordinator's options, on this node too
             for m in members:
                 started[m["address"]] = start(m, hub.address)
             connect(hub, started, plan["connect_timeout_s"])
             log.info("%s: %d participants connected; joining the coordinator at %s", node,
                      len(started), plan["coordinator"])
             relay = Relay(hub, plan["coordinator"], secret)
+            outputs = [Console(m["log"], plan["console_limit"]) for m in members]
             while not relay.serve(SERVE_SLICE_MS):
-                pass
+                stop_removed(relay, started, ends)
+                for console in outputs:
+                    said = console.cap()
+                    if said:
+                        log.warning("%s: %s", node, said)
+            stop_removed(relay, started, ends)
             log.info("%s: the coordinator ended the run after %d rounds", node, relay.rounds())
             relay.close()
             finish(started, plan["end_grace_s"], ends)
@@ -71,6 +80,16 @@ def serve(plan: dict, node: str, ends: dict) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def stop_removed(relay: Relay, started: dict, ends: dict) -> None:
+    """Stops the participants the coordinator removed (a stalled one, say), as it stops its
+    own: they are out of the simulation already."""
+    for address in relay.removed():
+        proc = started[address]
+        log.info("%s removed by the coordinator: stopping it (pid %d)", address, proc.pid)
+        procs.stop(proc, grace_s=REMOVED_GRACE_S)
+        ends[address] = {"exit": proc.returncode, "terminated": True, "pid": proc.pid}
+
+
 def finish(started: dict, grace_s: float, ends: dict) -> None:
     """Waits for the participants to end (grace_s at most), then stops the others."""
     end = time.monotonic() + grace_s
@@ -78,7 +97,9 @@ def finish(started: dict, grace_s: float, ends: dict) -> None:
         code = procs.exit_code(proc, max(0.0, end - time.monotonic()))
         if code is None:
             procs.stop(proc, grace_s=2.0)
-        ends[address] = {"exit": proc.returncode, "terminated": code is None, "pid": proc.pid}
+        if address not in ends:  # one removed was stopped already
+            ends[address] = {"exit": proc.returncode, "terminated": code is None,
+                             "pid": proc.pid}
 
 
 def main(argv=None) -> int:
@@ -90,6 +111,10 @@ def main(argv=None) -> int:
     plan = json.loads(plan_path.read_text())
     report = plan_path.parent / f"{node}.json"
     ends = {}
+    for what in leftovers.clean_stale():
+        log.warning("%s: removed %s, left by a tansiv run that was killed", node, what)
+    leftovers.mark_children()
+    procs.raise_open_files_limit()
     try:
         serve(plan, node, ends)
         return 0
@@ -97,6 +122,9 @@ def main(argv=None) -> int:
         log.error("%s: %s", node, str(e) or "terminated (SIGTERM)")
         return 1
     finally:
+        for what in leftovers.stop_mine(grace_s=LEFTOVER_GRACE_S):
+            log.warning("%s: stopped %s: started by a participant, it ran on after the run",
+                        node, what)
         # Those not reported ended with the relay (stopped by it, or by their PDEATHSIG).
         tmp = report.with_suffix(".tmp")
         tmp.write_text(json.dumps(ends, indent=1) + "\n")

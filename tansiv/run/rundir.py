@@ -25,6 +25,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import InputError, TansivError
+from ..logs import RepeatLimit
 from . import record, routes
 
 
@@ -161,6 +162,7 @@ class RunDir:
         h = _LogFile(self.path / "coordinator.log")
         h.setLevel(level)
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        h.addFilter(RepeatLimit())
         logging.getLogger("tansiv").addHandler(h)
         self._log_handler = h
 

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, leftovers, procs
 from ..errors import InputError, TansivError
 from ..vm import results
 from . import deployment as dep
@@ -41,6 +41,9 @@ log = logging.getLogger("tansiv")
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM: ended like an interruption, so that the run's folder is completed."""
+
+
+LEFTOVER_GRACE_S = 2.0  # what participants left running has this long to end on SIGTERM
 
 
 def raise_terminated(_signum, _frame):
@@ -92,6 +95,12 @@ class _Session:
         started = datetime.datetime.now(datetime.timezone.utc)
         self.rundir = RunDir(out)
         self.rundir.attach_log()
+        for what in leftovers.clean_stale():
+            log.warning("removed %s, left by a tansiv run that was killed", what)
+        leftovers.mark_children()
+        before, now = procs.raise_open_files_limit()
+        if before != now:
+            log.debug("open files: soft limit raised from %d to %d", before, now)
         self.rundir.copy_inputs(inputs.platform, inputs.deployment.path)
         self.rundir.write_routes(inputs.routes)
         self.record = RunRecord(
@@ -120,6 +129,8 @@ class _Session:
         else:
             r.status, r.error = "error", str(exc) if expected else f"internal error: {exc!r}"
         r.participants = [p.record() for p in self.participants]
+        for what in leftovers.stop_mine(grace_s=LEFTOVER_GRACE_S):
+            log.warning("stopped %s: started by a participant, it ran on after the run", what)
         results.collect(self.rundir.path)
         if r.status == "ok" and any(p.broke for p in self.participants):
             r.status = "participant-failure"
@@ -134,7 +145,7 @@ class _Session:
 
 def run(inputs: Inputs, out: Path, options: Options = None) -> RunRecord:
     """The deployment coupled to the simulation (mode tansiv)."""
-    from .hub import OUT_BYTES, Hub
+    from .hub import Hub
     options = options or Options()
     d = inputs.deployment
     main = inputs.main(options.main)
@@ -143,7 +154,8 @@ def run(inputs: Inputs, out: Path, options: Options = None) -> RunRecord:
     alloc, nodes = _placement(options, [a.address for a in d.actors])
     s = _Session("tansiv", inputs, out, options.as_record())
     members = Participants(Participant(a, prog, s.rundir.participant_log(a.address),
-                                       main=a.address in main)
+                                       main=a.address in main,
+                                       console_limit=options.console_limit)
                            for a, prog in zip(d.actors, programs))
     s.participants = members
     remote = [p for p in members if nodes and nodes[p.name] != alloc.here]
@@ -160,14 +172,14 @@ def run(inputs: Inputs, out: Path, options: Options = None) -> RunRecord:
     # disk), nor on an earlier step.
     with s, contextlib.ExitStack() as cleanup:
         if socket is None:
-            tmpdir = tempfile.mkdtemp(prefix="tansiv-")
+            tmpdir = tempfile.mkdtemp(prefix=leftovers.tmp_prefix("run"))
             cleanup.callback(shutil.rmtree, tmpdir, ignore_errors=True)
             socket = s.record.options["socket"] = f"{tmpdir}/hub.sock"
         ring = options.ring_size if options.transport == "shm" else 0
         hub = Hub(socket, ring)
         cleanup.callback(hub.close)
         cleanup.callback(_terminate, members)
-        hub.set_limits(options.round_bytes, OUT_BYTES)
+        hub.set_limits(**options.hub_limits())
         if remote:
             from . import slurm
             hub.listen_tcp(f"tcp:{slurm.listen_host(alloc)}:0")
@@ -181,7 +193,10 @@ def run(inputs: Inputs, out: Path, options: Options = None) -> RunRecord:
             log.info("VMs in the deployment: QEMU and the guest image (built once, then "
                      "cached)")
             env.update(build.current().env())
-        secret_env = {"TANSIV_SECRET": secret} if secret else {}  # never on a command line
+        # The secret goes to those that connect over TCP, by environment (never on a
+        # command line): relays, and participants when the hub's socket is TCP.
+        secret_env = {"TANSIV_SECRET": secret} if secret else {}
+        local_env = secret_env if hub.address.startswith("tcp:") else {}
         relays = []  # the relays' srun step, once started
         cleanup.callback(_stop_relays, relays)
         cleanup.callback(coord.fill, s.record)
@@ -190,7 +205,7 @@ def run(inputs: Inputs, out: Path, options: Options = None) -> RunRecord:
             if p.node:
                 continue
             p.start([str(p.program), hub.address, *p.actor.args],
-                    {**env, **secret_env, "TANSIV_SOCKET": hub.address,
+                    {**env, **local_env, "TANSIV_SOCKET": hub.address,
                      "TANSIV_ADDRESS": p.name, "TANSIV_HOST": p.actor.host})
             log.info("started %s on %s: %s %s", p.name, p.actor.host, p.program,
                      " ".join(p.actor.args))
@@ -229,6 +244,7 @@ def _start_remote(remote, hub, alloc, options: Options, env, secret_env, run_dir
     from . import slurm
     plan = {"coordinator": hub.tcp_address(), "job": alloc.job, "cpus": alloc.cpus,
             "ring_size": options.ring_size if options.transport == "shm" else 0,
+            "limits": options.hub_limits(), "console_limit": options.console_limit,
             "connect_timeout_s": options.connect_timeout_s, "end_grace_s": options.end_grace_s,
             "nodes": {}}
     for p in remote:

@@ -122,8 +122,9 @@ def place(addresses, alloc: Allocation, placement: Path = None) -> dict:
 
 
 def listen_host(alloc: Allocation) -> str:
-    """The address relays reach the coordinator at: loopback if every node is this machine
-    (a test cluster), else this host's address (TANSIV_LISTEN overrides)."""
+    """The one address relays reach the coordinator at (TANSIV_LISTEN overrides): loopback
+    if every node is this machine (a test cluster), else this host's address on the network
+    its route to the nodes takes, so that the listener is on that interface alone."""
     if os.environ.get("TANSIV_LISTEN"):
         return os.environ["TANSIV_LISTEN"]
     addrs = re.findall(r"NodeAddr=(\S+)", _scontrol("show", "node", ",".join(alloc.nodes)))
@@ -132,11 +133,27 @@ def listen_host(alloc: Allocation) -> str:
             return "127.0.0.1"
     except ValueError:
         pass  # names, not addresses: a real cluster
-    host = socket.gethostbyname(socket.gethostname())
+    sources = {route_source(a) for a in addrs or alloc.nodes}
+    if len(sources) > 1:
+        raise RunError(f"this host reaches the nodes from several addresses "
+                       f"({', '.join(sorted(sources))}): give the one to listen on in "
+                       "TANSIV_LISTEN")
+    (host,) = sources
     if ipaddress.ip_address(host).is_loopback:
-        raise RunError(f"this host's name resolves to {host}, which other nodes cannot "
-                       "reach: give the coordinator's address in TANSIV_LISTEN")
+        raise RunError(f"this host reaches the nodes from {host}, which they cannot reach: "
+                       "give the coordinator's address in TANSIV_LISTEN")
     return host
+
+
+def route_source(node: str) -> str:
+    """This host's address on the route to node (a name or an address): the kernel's choice
+    for a datagram socket connected there (nothing is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((socket.gethostbyname(node), 9))
+            return s.getsockname()[0]
+    except OSError as e:
+        raise RunError(f"no route from this host to node {node}: {e}")
 
 
 @dataclass

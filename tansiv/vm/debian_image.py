@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import debian, paths
+from .. import debian, leftovers, paths
 from ..errors import TansivError
 from .images import GUEST_TOOLS, locked
 
@@ -87,7 +87,7 @@ def overlay(base: Path, path: Path) -> Path:
 def cloud_init_seed(path: Path, hostname: str, ssh_key: str, networks) -> Path:
     """A NoCloud seed ISO (volume cidata). networks: [(mac, address/prefix or None)], None
     for QEMU's user network (10.0.2.15/24 via 10.0.2.2, static: no DHCP client needed)."""
-    with tempfile.TemporaryDirectory(prefix="tansiv-seed-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=leftovers.tmp_prefix("seed")) as tmp:
         t = Path(tmp)
         (t / "meta-data").write_text(f"instance-id: {hostname}\nlocal-hostname: {hostname}\n")
         (t / "user-data").write_text(

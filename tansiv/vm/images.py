@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import debian, paths
+from .. import debian, leftovers, paths
 from ..errors import TansivError
 
 GUEST_TOOLS = ("tping", "tprobe")
@@ -293,7 +293,7 @@ def _with_programs(entries, recipe: Recipe, versions: dict, progs: Path):
 def _build_initramfs(out: Path, recipe: Recipe, kpkg: str, versions: dict) -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    with tempfile.TemporaryDirectory(prefix="tansiv-image-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=leftovers.tmp_prefix("image")) as tmp:
         vmlinux, entries = guest_entries(recipe, versions, Path(tmp))
         (out / "vmlinux").write_bytes(vmlinux)
         (out / "initramfs.cpio.gz").write_bytes(

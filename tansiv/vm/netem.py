@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import paths, procs
+from .. import leftovers, paths, procs
 from ..errors import TansivError
 from ..run.participants import RUNNING, Participant, wait
 from ..run.wire import ETH_WIRE_EXTRA
@@ -79,7 +79,7 @@ def namespace_support():
         return False, "needs root (network namespaces, taps, tc)"
     if not Path("/dev/net/tun").exists():
         return False, "no /dev/net/tun"
-    ns = f"tsvprobe{os.getpid()}"
+    ns = leftovers.namespace_name("probe")
     try:
         r = _ip("netns", "add", ns, check=False)
         if r.returncode != 0:
@@ -113,7 +113,7 @@ class NamespaceNetwork:
     def __init__(self, vms, routes, name=None):
         self.vms = list(vms)
         self.commands = shaping_commands(self.vms, routes, self.tap)
-        self.ns = name or f"tansiv{os.getpid()}"
+        self.ns = name or leftovers.namespace_name("netem")
 
     def tap(self, k: int) -> str:
         return f"tap{k}"
@@ -167,7 +167,7 @@ class RouterNetwork:
 
     def __enter__(self):
         # A short folder: socket paths must fit in sun_path (108 bytes).
-        self.dir = Path(tempfile.mkdtemp(prefix="tsv-netem-"))
+        self.dir = Path(tempfile.mkdtemp(prefix=leftovers.tmp_prefix("netem")))
         try:
             image = self.build.router
             script = shell_script(self.commands).encode()

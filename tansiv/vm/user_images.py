@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import debian, paths
+from .. import debian, leftovers, paths
 from ..errors import InputError, TansivError
 from . import guestpath, images
 from .images import GUEST, GuestImage
@@ -169,7 +169,7 @@ def _build(spec: ImageSpec, out: Path, guest_versions: dict, versions: dict) -> 
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     log_path = out / "build.log"
-    with tempfile.TemporaryDirectory(prefix="tansiv-image-") as tmp, \
+    with tempfile.TemporaryDirectory(prefix=leftovers.tmp_prefix("image")) as tmp, \
             open(log_path, "w") as log:
         def step(what: str, cmd) -> None:
             log.write(f"$ {' '.join(map(str, cmd))}\n")
