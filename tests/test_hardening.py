@@ -157,7 +157,8 @@ def test_a_million_empty_frames_in_one_round_remove_their_sender(tmp_path):
     assert states == {"10.0.0.1": "failed", "10.0.0.2": "ended"}
     rss_mib = int(re.search(r"maxrss_kib (\d+)", r.stderr).group(1)) / 1024
     print(f"coordinator: {rss_mib:.0f} MiB at most")
-    assert rss_mib < FLOOD_RSS_CEILING_MIB, rss_mib
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):  # ASan's shadow memory is its own
+        assert rss_mib < FLOOD_RSS_CEILING_MIB, rss_mib
 
 
 @pytest.mark.parametrize("bound,value,message", [
