@@ -41,7 +41,9 @@ PACKAGES=(build-essential cmake pkg-config python3-venv python3-dev python3-simg
           # reading tansiv run --pcap's captures (the tests do)
           tshark
           # the libFuzzer harnesses of the protocol's parsers (csrc/fuzz, tests/test_fuzz.py)
-          clang libclang-rt-dev)
+          clang libclang-rt-dev
+          # the packet-level network model (--network ns3: csrc/ns3)
+          libns3-dev)
 
 if [ -z "${TANSIV_SKIP_APT:-}" ]; then
   missing=()

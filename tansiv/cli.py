@@ -42,6 +42,15 @@ def byte_count(text: str) -> int:
     return n
 
 
+def queue_size(text: str) -> str:
+    """argparse's type for --queue-size: checked, kept as written ('100p', '64kB')."""
+    _argument(units.queue_size)(text)
+    return text
+
+
+probability = _argument(units.probability)
+
+
 def count(text: str) -> int:
     """argparse's type for a number of things (packets): a whole number > 0."""
     if not text.strip().isdigit() or int(text) <= 0:
@@ -59,7 +68,7 @@ def ring_size(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .run.choices import LAUNCHERS, ON_STALL, TRANSPORTS
+    from .run.choices import LAUNCHERS, NETWORKS, ON_STALL, QUEUES, TRANSPORTS
     from .run.coordinator import CONNECT_TIMEOUT_S, END_GRACE_S, RING_SIZE, STALL_S
     from .run.consoles import DEFAULT_LIMIT as DEFAULT_CONSOLE_LIMIT
     from .run.hub import LIMITS
@@ -97,6 +106,21 @@ def _parser() -> argparse.ArgumentParser:
                           "participants must give the run's secret, TANSIV_SECRET)")
     run.add_argument("--out", type=Path, metavar="DIR",
                      help="the run's folder (default: ./tansiv-run-DATE-TIME)")
+    run.add_argument("--network", choices=NETWORKS, default=NETWORKS[0],
+                     help="the network model: SimGrid's flows (default), or ns-3's packets "
+                          "(queues, drops, loss) on the same platform")
+    run.add_argument("--queue", choices=QUEUES,
+                     help="--network ns3: every link's queue (default droptail; a link's "
+                          "<prop id=\"tansiv.queue\"> wins)")
+    run.add_argument("--queue-size", type=queue_size, metavar="SIZE",
+                     help="--network ns3: each direction's whole buffer, in packets (100p, "
+                          "the default) or bytes (64kB); a link's tansiv.queue_size wins")
+    run.add_argument("--loss", type=probability, metavar="P",
+                     help="--network ns3: each frame is lost with probability P on each link "
+                          "(default 0; a link's tansiv.loss wins)")
+    run.add_argument("--seed", type=count, default=1, metavar="N",
+                     help="the run's randomness (--network ns3: loss, RED, PIE): the same "
+                          "seed drops the same frames (default 1)")
     run.add_argument("--until", type=step_ns, dest="until_ns", metavar="DURATION",
                      help="end the simulation at this simulated time")
     run.add_argument("--main", action="append", default=[], metavar="ADDRESS",
@@ -170,6 +194,12 @@ def _parser() -> argparse.ArgumentParser:
     base.add_argument("--where", choices=WHERE, default="auto",
                       help="where the bridge is: a network namespace of this host (needs root "
                            "and sch_netem), a router VM, or auto: the namespace if possible")
+    base.add_argument("--loss", type=probability, metavar="P",
+                      help="each link loses a frame with probability P (a route of h links: "
+                           "1 - (1 - P)^h), as --network ns3 has it")
+    base.add_argument("--queue-size", type=queue_size, metavar="SIZE",
+                      help="each link direction's buffer (100p, 64kB), as --network ns3 has "
+                           "it (netem's limit: that, and the frames on their way)")
 
     alone = sub.add_parser("none", help="mode none: a deployment's VMs each alone, uncoupled "
                            "(the reference for what guests observe under tansiv)")
@@ -278,7 +308,9 @@ def cmd_run(args) -> int:
         print(f"tansiv: {r.status}: {len(r.participants)} participants, simulated "
               f"{units.to_seconds(r.simulated_ns):.6f} s in {r.sync_wall_s:.2f} s of wall "
               f"time, {r.rounds} rounds, "
-              f"{r.packets_delivered} packets delivered; results in {rundir}", file=sys.stderr)
+              f"{r.packets_delivered} packets delivered"
+              + (f", {r.packets_dropped} dropped" if r.packets_dropped else "")
+              + f"; results in {rundir}", file=sys.stderr)
     _summary(r, rundir)
     if args.report and r.status != "error":
         args.what, args.run_dir, args.json = args.report, rundir, False
@@ -288,7 +320,8 @@ def cmd_run(args) -> int:
 
 def cmd_netem(args) -> int:
     from .run import session
-    r = session.netem(_inputs(args), args.out, args.where, args.timeout, args.main)
+    r = session.netem(_inputs(args), args.out, args.where, args.timeout, args.main,
+                      args.loss, args.queue_size)
     _summary(r, args.out)
     print(f"tansiv netem: {r.status}; results in {args.out}", file=sys.stderr)
     return r.exit_status

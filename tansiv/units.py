@@ -78,6 +78,34 @@ def size(text, where: str = "") -> int:
     return int(m.group(1)) * _BYTES[m.group(2) or "B"]
 
 
+_QUEUE_BYTES = {"B": 1, "kB": 1000, "MB": 1000**2, "KiB": 1 << 10, "MiB": 1 << 20}
+QUEUE_SIZE_PATTERN = r"^[0-9]+(p|" + "|".join(_QUEUE_BYTES) + ")$"
+
+
+def queue_size(text, where: str = "") -> tuple:
+    """A queue's size as ns-3 and tc write it: '100p' (packets) or bytes ('64kB' is 64000,
+    '64KiB' 65536, '1500B') -> (count, in_packets)."""
+    m = re.fullmatch(r"\s*([0-9]+)\s*(p|" + "|".join(_QUEUE_BYTES) + r")\s*", str(text))
+    if not m or int(m.group(1)) == 0:
+        raise InputError(f"{_where(where)}'{text}' is not a queue size (packets: 100p; bytes: "
+                         "64kB, 64KiB, 1500B)")
+    if m.group(2) == "p":
+        return int(m.group(1)), True
+    return int(m.group(1)) * _QUEUE_BYTES[m.group(2)], False
+
+
+def probability(text, where: str = "") -> float:
+    """A probability in [0, 1): '0.01'."""
+    try:
+        p = float(text)
+    except (TypeError, ValueError):
+        p = -1.0
+    if not 0 <= p < 1:
+        raise InputError(f"{_where(where)}'{text}' is not a probability from 0 to below 1 "
+                         "(example: 0.01)")
+    return p
+
+
 def simgrid_duration(ns: int) -> str:
     """A duration as SimGrid's platform files write it (exact: SimGrid parses ns)."""
     return f"{ns}ns" if ns == int(ns) else f"{ns:.3f}ns"

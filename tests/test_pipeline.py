@@ -94,12 +94,12 @@ def tiny(tmp_path_factory):
 def test_tiny_sweep_tables(tiny):
     results, _ = tiny
     exps = {e["id"]: e for e in table(results, "experiments")}
-    assert len(exps) == 5 and all(e["status"] == "ok" for e in exps.values()), exps
+    assert len(exps) == 6 and all(e["status"] == "ok" for e in exps.values()), exps
     rtt = [r for r in table(results, "rtt") if r["metric"] == "rtt_excess_ns"]
     by_mode = {}
     for r in rtt:
         by_mode.setdefault(r["mode"], []).append(float(r["value"]))
-    assert len(by_mode["tansiv"]) == 5 and len(by_mode["process"]) == 15
+    assert len(by_mode["tansiv"]) == 5 and len(by_mode["process"]) == 20
     # The bounds of the VM issue (guest processing, constant) and of process mode.
     assert all(0 < v < 200_000 for v in by_mode["tansiv"])
     # A process's own computation is simulated time: its RTTs exceed the model, by little.
@@ -107,16 +107,21 @@ def test_tiny_sweep_tables(tiny):
     gtod = table(results, "gettimeofday")
     assert {r["label"] for r in gtod} == {"gettimeofday", "vsg_gettimeofday"}
     speed = [r for r in table(results, "speed") if r["metric"] == "sim_per_wall"]
-    assert len(speed) == 5 and all(float(r["value"]) > 0 for r in speed)
+    assert len(speed) == 6 and all(float(r["value"]) > 0 for r in speed)
     # A sweep's transports: one experiment each, run with that transport.
     per_round = [r for r in table(results, "speed") if r["metric"] == "us_per_round"]
     assert sorted((r["sweep"], r["transport"]) for r in per_round) == [
-        ("gettimeofday", "shm"), ("latency", "shm"), ("latency", "shm"),
+        ("gettimeofday", "shm"), ("latency", "shm"), ("latency", "shm"), ("ns3", "shm"),
         ("process_latency", "shm"), ("process_latency", "socket")]
     socket_run = [e for e in exps if "-socket-" in e]
     assert len(socket_run) == 1
     record = json.loads((results / "runs" / socket_run[0] / "run" / "run.json").read_text())
     assert {p["transport"] for p in record["participants"]} == {"socket"}
+    # A sweep's network: ns-3's run is said so, and its model is store-and-forward's.
+    (ns3,) = [e for e in exps.values() if e["network"] == "ns3"]
+    assert "-ns3-" in ns3["id"]
+    record = json.loads((results / "runs" / ns3["id"] / "run" / "run.json").read_text())
+    assert record["options"]["network"] == "ns3" and record["packets_delivered"] > 0
 
 
 def test_tiny_sweep_figures_and_report(tiny, tmp_path):
@@ -125,7 +130,7 @@ def test_tiny_sweep_figures_and_report(tiny, tmp_path):
     # it has no full-mesh ping, probe or iperf3: those say what is missing.
     measured = {"rtt_excess": 2 * 2, "speed": 5, "gettimeofday": 2}  # at least so many points
     for name in ("rtt_excess", "ping_matrix", "transparency", "goodput", "speed",
-                 "gettimeofday"):
+                 "gettimeofday", "bufferbloat", "loss_goodput"):
         for ext in ("png", "pdf"):
             f = results / "figures" / f"{name}.{ext}"
             assert f.exists() and f.stat().st_size > 1000, f
@@ -137,7 +142,7 @@ def test_tiny_sweep_figures_and_report(tiny, tmp_path):
     # One status line per experiment, with its key figure.
     lines = [l for l in r.stderr.splitlines() if l.startswith("experiment ")
              and ": ok, " in l]
-    assert len(lines) == 5 and any("median RTT excess" in l for l in lines)
+    assert len(lines) == 6 and any("median RTT excess" in l for l in lines)
     report = tmp_path / "report.html"
     rr = snakemake("--configfile", DATA / "sweep-tiny.yaml", "--config", f"results={results}",
                    "--report", report)

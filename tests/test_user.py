@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import REPO, read_csv, table
+from helpers import REPO, read_csv, read_jsonl, table
 from tansiv import paths
 from tansiv.errors import InputError
 from tansiv.experiments import config, runner, sweep
@@ -217,6 +217,25 @@ def test_etcd_elects_a_leader_and_puts_the_same_every_run(tmp_path, monkeypatch)
     if consoles(tmp_path / "a") != consoles(tmp_path / "b"):
         pytest.fail(f"the rerun differs: {first_difference(trace_a, trace_b)}; both runs "
                     f"kept in {keep(tmp_path)}")
+
+
+def test_etcd_keeps_putting_when_every_link_loses_one_percent(tmp_path):
+    """The same store over ns-3's packets, every link losing 1 % of its frames: a leader is
+    elected, every put succeeds (TCP retransmits what was lost), and they take at least what
+    the network makes them take."""
+    point = {"n": [3], "latency": ["5ms"], "network": ["ns3"], "loss": [0.01],
+             "etcd": {"seconds": 2}}
+    status = app("etcd", point, tmp_path / "lossy")
+    assert status["status"] == "ok", status
+    run = tmp_path / "lossy" / "run"
+    client = json_lines(run / "participants" / "10.0.0.4.log")
+    assert any(e["event"] == "leader" for e in client)
+    assert all(r["requests"] > 10 and r["errors"] == 0 for r in client if r["event"] == "wrk")
+    lost = [p for p in read_jsonl(run / "packets.jsonl") if p.get("dropped")]
+    assert lost and all(p["dropped"] == "loss" for p in lost)
+    rows = {(r["metric"], r["label"]): float(r["value"])
+            for r in read_csv(tmp_path / "lossy" / "metrics.csv")}
+    assert rows[("latency_p50_ms", "c1")] >= rows[("expected_put_ms", "")]
 
 
 def test_nginx_serves_wrk(tmp_path):

@@ -10,8 +10,12 @@ extern "C" {
 #include <simgrid/s4u/Comm.hpp>
 #include <simgrid/s4u/Engine.hpp>
 #include <simgrid/s4u/Host.hpp>
+#include <simgrid/s4u/Link.hpp>
 
 #include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
 #include <deque>
 #include <unordered_map>
 
@@ -93,6 +97,30 @@ extern "C" int tsv_sg_completed(uint64_t* ids, double* dates, int max)
         n++;
     }
     return n;
+}
+
+extern "C" const char* tsv_sg_link_property(const char* link, const char* key)
+{
+    const sg4::Link* l = sg4::Link::by_name_or_null(link);
+    return l ? l->get_property(key) : nullptr;
+}
+
+extern "C" size_t tsv_sg_link_property_names(const char* link, char* out, size_t len)
+{
+    const sg4::Link* l = sg4::Link::by_name_or_null(link);
+    if (l == nullptr || l->get_properties() == nullptr)
+        return 0;
+    std::vector<std::string> names;
+    for (const auto& kv : *l->get_properties())
+        names.push_back(kv.first);
+    std::sort(names.begin(), names.end());
+    size_t need = 0;
+    for (const auto& n : names) {
+        if (need + n.size() + 1 <= len)
+            std::memcpy(out + need, n.c_str(), n.size() + 1);
+        need += n.size() + 1;
+    }
+    return need;
 }
 
 extern "C" int tsv_sg_in_flight(void)

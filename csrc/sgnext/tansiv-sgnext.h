@@ -4,6 +4,7 @@
 #ifndef TANSIV_SGNEXT_H
 #define TANSIV_SGNEXT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Date (s) of the next event of the running simulation: the earliest of every model's next
@@ -17,6 +18,12 @@ int tsv_sg_send(const char *src, const char *dst, uint64_t bytes, uint64_t id);
 /* Transfers completed since the last call, in the order they completed: up to max of them,
  * their ids and completion dates (s). Returns how many were written. */
 int tsv_sg_completed(uint64_t *ids, double *dates, int max);
+
+/* The value of a link's property (a <prop> of the platform), NULL if it has none. */
+const char *tsv_sg_link_property(const char *link, const char *key);
+/* The names of a link's properties, sorted, one after the other, each followed by a NUL,
+ * into out (len bytes): how many bytes that takes (more than len: not all written). */
+size_t tsv_sg_link_property_names(const char *link, char *out, size_t len);
 
 /* Transfers in flight. */
 int tsv_sg_in_flight(void);

@@ -8,7 +8,7 @@ import yaml
 
 from .. import paths, units
 from ..errors import InputError
-from ..run.choices import TRANSPORTS
+from ..run.choices import NETWORKS, QUEUES, TRANSPORTS
 from ..vm.user_images import ImageSpec
 from .modes import MODES
 from .tables import columns
@@ -49,6 +49,9 @@ def schema(config: dict = None) -> dict:
     sweep = s["properties"]["sweeps"]["additionalProperties"]["properties"]
     sweep["modes"]["items"]["enum"] = list(MODES)
     sweep["transports"]["items"]["enum"] = list(TRANSPORTS)
+    sweep["network"] = {**sweep["network"], "items": {"enum": list(NETWORKS)}}
+    sweep["queue_size"]["items"]["pattern"] = units.QUEUE_SIZE_PATTERN
+    sweep["queue"] = {**sweep["queue"], "items": {"enum": list(QUEUES)}}
     workloads = registry(config)
     sweep["workload"]["enum"] = list(workloads)
     for w in workloads.values():

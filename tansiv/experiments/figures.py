@@ -90,6 +90,17 @@ def footnote(fig, experiments, workload) -> None:
         fig.text(0.01, 0.01, textwrap.fill(". ".join(parts), 140), fontsize=6, va="bottom")
 
 
+def setup(row, queue: bool = False) -> str:
+    """How a row's network was made, for a legend: netem, or its mode and network model
+    (and queue discipline)."""
+    def given(value, default):
+        return default if value is None or pd.isna(value) else str(value)
+    if row["mode"] == "netem":
+        return "netem"
+    text = f"{row['mode']} {given(row.get('network'), 'simgrid')}"
+    return f"{text} {given(row.get('queue'), 'droptail')}" if queue else text
+
+
 def labels(ax, x: str, y: str, title: str) -> None:
     ax.set_xlabel(x)
     ax.set_ylabel(y)

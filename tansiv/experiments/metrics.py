@@ -49,11 +49,13 @@ def rtt_rows(run: RunRecord):
             for p, e in events(run, "rtt")]
 
 
-def model_rtt_ns(there, back, request_bytes: int, reply_bytes: int) -> float:
-    """latency + size / bottleneck bandwidth, there and back (CM02 without TCP window);
-    there and back are routes.Route."""
-    return (there.latency_ns + request_bytes / there.bandwidth_Bps * 1e9
-            + back.latency_ns + reply_bytes / back.bandwidth_Bps * 1e9)
+def model_rtt_ns(there, back, request_bytes: int, reply_bytes: int,
+                 network: str = "simgrid") -> float:
+    """latency + serialization, there and back: size / bottleneck bandwidth for SimGrid's
+    flows (CM02 without TCP window), size / bandwidth of every hop for ns-3's packets (stored
+    and forwarded); there and back are routes.Route."""
+    return (there.latency_ns + there.serialization_ns(request_bytes, network)
+            + back.latency_ns + back.serialization_ns(reply_bytes, network))
 
 
 def rtt_matrix(run_dir: Path, run: RunRecord = None):
@@ -71,7 +73,8 @@ def rtt_matrix(run_dir: Path, run: RunRecord = None):
     for (src, dst), rows in sorted(groups.items()):
         size = rows[0]["size"]
         wire = ethernet_wire_size(size + ICMP_FRAME_EXTRA) if roles.get(src) == "vm" else size
-        model = model_rtt_ns(route[(src, dst)], route[(dst, src)], wire, wire)
+        model = model_rtt_ns(route[(src, dst)], route[(dst, src)], wire, wire,
+                             (run.options or {}).get("network") or "simgrid")
         out[(src, dst)] = (statistics.median(r["rtt_ns"] for r in rows), model, len(rows))
     return out
 

@@ -60,10 +60,17 @@ def command(exp: dict, p: Plan, platform: Path, dep: Path, run_dir: Path) -> lis
         if exp.get("nodes", 1) > 1:
             # Across the nodes of the job's allocation (the SLURM profile asks for them).
             args += ["--launcher", "slurm"]
+        for flag in ("network", "queue", "seed"):
+            if exp.get(flag) is not None:
+                args += [f"--{flag}", exp[flag]]
     else:
         args += ["--timeout", exp["timeout_s"]]
     if mode.name == "netem":
         args += ["--where", exp["netem_where"]]
+    if exp.get("queue_size") is not None:
+        args += ["--queue-size", exp["queue_size"]]
+    if exp.get("loss") is not None:
+        args += ["--loss", exp["loss"]]
     for m in p.main:
         args += ["--main", m]
     return args

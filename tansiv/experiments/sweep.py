@@ -2,8 +2,8 @@
 tansiv/experiments/config.py) expanded into experiments, each a dict of plain values with an
 id (the fields of Experiment).
 
-A sweep crosses its lists (modes, transports, nodes, latency, bandwidth, n, lookahead) and
-repeats each point `repetitions` times; `defaults`, then BUILTIN_DEFAULTS, fill what a sweep
+A sweep crosses its lists (modes, transports, nodes, network, queue, queue_size, loss, seed,
+latency, bandwidth, n, lookahead) and repeats each point `repetitions` times; `defaults`, then BUILTIN_DEFAULTS, fill what a sweep
 leaves out, and the workload's own defaults what its parameter block leaves out."""
 
 import itertools
@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from .. import units
 from ..errors import InputError
-from ..run.choices import TRANSPORTS
+from ..run.choices import NETWORKS, TRANSPORTS
 from .modes import MODES
 from .workloads import registry
 
@@ -46,6 +46,11 @@ class Experiment:
     bandwidth_Bps: float
     lookahead: str
     lookahead_ns: int
+    network: str              # tansiv run --network (None: a mode without a coordinator)
+    queue: str                # ns3: every link's queue (None: the model's default)
+    queue_size: str           # ns3 and netem: each link direction's buffer (None: default)
+    loss: float               # ns3 and netem: each link's loss probability (None: 0)
+    seed: int                 # the run's randomness (None: tansiv's default)
     rep: int
     params: dict = _not_column()       # the workload's parameters (a column each: tables.py)
     definition: dict = _not_column()   # a configured workload's block
@@ -81,12 +86,26 @@ def expand(config: dict) -> dict:
         lookaheads = sweep.get("lookahead", [None])
         if w.needs_lookahead and lookaheads == [None]:
             raise InputError(f"{where}: the {w.name} workload needs a lookahead list")
-        coupled = [(t, k) for t in sweep.get("transports", [TRANSPORTS[0]])
-                   for k in sweep.get("nodes", [1])]
-        points = [(mode, t, k) for mode in sweep["modes"]
-                  for t, k in (coupled if MODES[mode].command == "run" else [(None, 1)])]
-        for (mode, transport, k), lat, bw, n, la in itertools.product(
-                points, sweep["latency"], sweep["bandwidth"], sweep["n"], lookaheads):
+        coupled = [(t, k, net) for t in sweep.get("transports", [TRANSPORTS[0]])
+                   for k in sweep.get("nodes", [1])
+                   for net in sweep.get("network", [NETWORKS[0]])]
+        points = [(mode, t, k, net) for mode in sweep["modes"]
+                  for t, k, net in (coupled if MODES[mode].command == "run"
+                                    else [(None, 1, None)])]
+        impairments = list(itertools.product(
+            sweep.get("queue", [None]), sweep.get("queue_size", [None]),
+            sweep.get("loss", [None]), sweep.get("seed", [None])))
+        for (mode, transport, k, net), (queue, qsize, loss, seed), lat, bw, n, la in \
+                itertools.product(points, impairments, sweep["latency"], sweep["bandwidth"],
+                                  sweep["n"], lookaheads):
+            if net == NETWORKS[0] and (queue or qsize or loss):
+                raise InputError(f"{where}: queue, queue_size and loss are ns-3's: mode "
+                                 f"{mode} on network {net} has none (network: [ns3])")
+            if net is None and mode != "netem" and (queue or qsize or loss):
+                raise InputError(f"{where}: mode {mode} has no network to give a queue or a "
+                                 "loss to")
+            if mode == "netem":
+                queue = None  # netem's queue is its own FIFO: one point for every queue
             latency_ns = units.step_ns(lat, f"{where}.latency")
             bandwidth_Bps = units.bandwidth(bw, f"{where}.bandwidth")
             if bandwidth_Bps <= 0:
@@ -111,6 +130,12 @@ def expand(config: dict) -> dict:
                     parts.append(f"nodes{k}")
                 if la is not None:
                     parts.append(f"la{_slug(la)}")
+                if net not in (None, NETWORKS[0]):
+                    parts.append(net)
+                for key, value in (("q", queue), ("qs", qsize), ("loss", loss),
+                                   ("seed", seed)):
+                    if value is not None:
+                        parts.append(f"{key}{_slug(value)}")
                 parts.append(f"r{rep}")
                 eid = "-".join(parts)
                 experiments[eid] = asdict(Experiment(
@@ -119,6 +144,7 @@ def expand(config: dict) -> dict:
                     left=left, latency=lat, latency_ns=latency_ns, bandwidth=bw,
                     bandwidth_Bps=bandwidth_Bps, lookahead=la,
                     lookahead_ns=units.step_ns(la, f"{where}.lookahead") if la else None,
+                    network=net, queue=queue, queue_size=qsize, loss=loss, seed=seed,
                     rep=rep, params={**w.defaults(), **(sweep.get(w.name) or {})},
                     definition=definition, netem_where=config.get("netem_where", "auto"),
                     pcap=sweep.get("pcap", False),

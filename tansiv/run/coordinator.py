@@ -17,10 +17,11 @@ from .. import units
 from ..procs import describe_exit
 from . import hub as hubmod
 from . import consoles, pcap, protocol, routes
-from .choices import LAUNCHERS, ON_STALL, TRANSPORTS
+from .choices import LAUNCHERS, NETWORKS, ON_STALL, TRANSPORTS
 from .participants import Participant, Participants, RunError, cap_consoles
 from .platform import Network
 from .record import RunRecord
+from . import wire
 from .wire import ethernet_wire_size
 
 log = logging.getLogger("tansiv.coordinator")
@@ -59,6 +60,11 @@ class Options:
     inflight_bytes: int = hubmod.LIMITS["inflight_bytes"]
     inflight_packets: int = hubmod.LIMITS["inflight_packets"]
     launcher: str = LAUNCHERS[0]    # local, or slurm: across the nodes of an allocation
+    network: str = NETWORKS[0]      # the network model: SimGrid's flows, or ns-3's packets
+    queue: str = None               # ns3: every link's queue discipline (None: DropTail),
+    queue_size: str = None          # its whole buffer (None: 100p),
+    loss: float = None              # and each frame's loss probability (None: 0),
+    seed: int = 1                   # from one seed; links' <prop>s override the three
     placement: object = None        # slurm: a file of `ADDRESS NODE` lines (Path)
     console_limit: int = consoles.DEFAULT_LIMIT  # bytes of a participant's output kept
 
@@ -267,8 +273,11 @@ class Coordinator:
                            f"unknown destination {dst_name}", p.time, dst_name=dst_name)
                 continue
             self._ids += 1
+            # Queues that tell flows apart (FQ-CoDel) look into a VM's frames.
+            flow = (wire.flow(self.hub.head(p.handle, wire.FLOW_HEAD))
+                    if src.role == "vm" and self.opt.network == "ns3" else 0)
             net.send(src.actor.host, dst.actor.host, self._wire_size(src, p.size), p.time,
-                     self._ids)
+                     self._ids, flow)
             self.inflight[self._ids] = InFlight(src, dst, p.size, p.time, p.handle)
 
     def _settle(self, fates, at_ns: int) -> None:
@@ -317,8 +326,10 @@ class Coordinator:
         if where:
             record["where"] = where
         self.rundir.packet(record)
-        log.warning("dropped a %d-byte packet from %s sent at %d ns: %s", f.size, f.src.name,
-                    f.send_ns, why)
+        # The network's own drops (a full queue, loss) are what it models: not warnings.
+        log.log(logging.DEBUG if where else logging.WARNING,
+                "dropped a %d-byte packet from %s sent at %d ns: %s", f.size, f.src.name,
+                f.send_ns, why + (f" at {where}" if where else ""))
 
     # ---- participants coming and going -------------------------------------------------------
 

@@ -169,6 +169,12 @@ class Hub:
         data = self._lib.tsv_hub_payload(self._h, handle, size)
         return b"" if data == ffi.NULL else ffi.buffer(data, size[0])[:]
 
+    def head(self, handle: int, n: int) -> bytes:
+        """The first n bytes (at most) of a held payload."""
+        size = ffi.new("uint32_t *")
+        data = self._lib.tsv_hub_payload(self._h, handle, size)
+        return b"" if data == ffi.NULL else ffi.buffer(data, min(n, size[0]))[:]
+
     def drop(self, handle: int) -> None:
         self._lib.tsv_hub_drop(self._h, handle)
 

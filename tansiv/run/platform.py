@@ -132,10 +132,28 @@ class Network:
         return v() if callable(v) else str(v)
 
     def route(self, src: str, dst: str):
-        """(latency ns, bottleneck bandwidth B/s, link names) of the route src -> dst."""
+        """(latency ns, bottleneck bandwidth B/s, link names, their bandwidths B/s) of the
+        route src -> dst."""
         links, latency = self.hosts[src].route_to(self.hosts[dst])
         bandwidth = min((l.bandwidth for l in links), default=math.inf)
-        return units.to_ns(latency), bandwidth, [l.name for l in links]
+        return (units.to_ns(latency), bandwidth, [l.name for l in links],
+                [l.bandwidth for l in links])
+
+    def link(self, name: str):
+        """SimGrid's link (bandwidth B/s, latency s)."""
+        return self._simgrid.Link.by_name(name)
+
+    def link_properties(self, name: str) -> list:
+        """The names of a link's <prop>s."""
+        need = self._sg.tsv_sg_link_property_names(name.encode(), _ffi.NULL, 0)
+        buf = _ffi.new("char[]", max(need, 1))
+        self._sg.tsv_sg_link_property_names(name.encode(), buf, need)
+        return [n.decode() for n in _ffi.buffer(buf, need)[:].split(b"\0") if n]
+
+    def link_property(self, name: str, key: str):
+        """The value of a link's <prop id=key>, None if it has none."""
+        value = self._sg.tsv_sg_link_property(name.encode(), key.encode())
+        return None if value == _ffi.NULL else _ffi.string(value).decode()
 
     # ---- the network model (tansiv/run/network.py) -----------------------------------------
 
@@ -150,9 +168,10 @@ class Network:
         nxt = self._sg.tsv_sg_next_event()
         return None if nxt < 0 else units.to_ns(nxt)
 
-    def send(self, src: str, dst: str, size: int, at_ns: int, id: int) -> None:
+    def send(self, src: str, dst: str, size: int, at_ns: int, id: int, flow: int = 0) -> None:
         """A frame of size bytes from host src to host dst, sent at at_ns (>= the last date
-        the simulation was taken to): a transfer, whose completion advance reports."""
+        the simulation was taken to): a transfer, whose completion advance reports. (Flows
+        are ns-3's: SimGrid has no queue to sort them into.)"""
         self._run_until(at_ns)
         if self._sg.tsv_sg_send(src.encode(), dst.encode(), size, id):
             raise TansivError(f"SimGrid knows no host {src} or {dst}")

@@ -21,6 +21,14 @@ class Route:
     latency_ns: int
     bandwidth_Bps: float   # the bottleneck's
     links: list = field(default_factory=list)
+    hop_bandwidths_Bps: list = field(default_factory=list)  # each link's, in order
+
+    def serialization_ns(self, size: int, network: str = "simgrid") -> float:
+        """What size bytes take on the route beyond its latency: once at the bottleneck
+        (SimGrid's flows), or on every hop (ns-3's packets, stored and forwarded)."""
+        if network == "ns3" and self.hop_bandwidths_Bps:
+            return sum(size / bw * 1e9 for bw in self.hop_bandwidths_Bps)
+        return size / self.bandwidth_Bps * 1e9
 
 
 def table(net, actors) -> list:
@@ -34,8 +42,9 @@ def table(net, actors) -> list:
                 key = (a.host, b.host)
                 if key not in by_hosts:
                     by_hosts[key] = net.route(a.host, b.host)
-                lat, bw, links = by_hosts[key]
-                routes.append(Route(a.address, b.address, a.host, b.host, lat, bw, links))
+                lat, bw, links, hops = by_hosts[key]
+                routes.append(Route(a.address, b.address, a.host, b.host, lat, bw, links,
+                                    hops))
     return routes
 
 

@@ -152,6 +152,7 @@ def run(inputs: Inputs, out: Path, options: Options = None) -> RunRecord:
     socket = options.socket
     programs = [resolve_program(a, d.path) for a in d.actors]
     alloc, nodes = _placement(options, [a.address for a in d.actors])
+    model = network_model(inputs, options)  # bad input stops here, before the run's folder
     s = _Session("tansiv", inputs, out, options.as_record())
     members = Participants(Participant(a, prog, s.rundir.participant_log(a.address),
                                        main=a.address in main,
@@ -184,7 +185,7 @@ def run(inputs: Inputs, out: Path, options: Options = None) -> RunRecord:
             from . import slurm
             hub.listen_tcp(f"tcp:{slurm.listen_host(alloc)}:0")
         secret = _guard_tcp(hub, s.rundir)
-        coord = Coordinator(inputs.network, members, inputs.routes, hub, s.rundir, options)
+        coord = Coordinator(model, members, inputs.routes, hub, s.rundir, options)
         coord.check()  # a run that cannot have a lookahead starts no program
         env = {"TANSIV_PEERS": ",".join(p.name for p in members),
                "TANSIV_RUN_DIR": str(s.path.resolve())}
@@ -220,6 +221,21 @@ def _stop_relays(relays) -> None:
     from .. import procs
     for step in relays:
         procs.stop(step, grace_s=10.0)
+
+
+def network_model(inputs: Inputs, options: Options):
+    """The model the coordinator drives (tansiv/run/network.py): SimGrid's, or ns-3's."""
+    packet_options = {"--queue": options.queue, "--queue-size": options.queue_size,
+                      "--loss": options.loss}
+    if options.network != "ns3":
+        given = [flag for flag, value in packet_options.items() if value is not None]
+        if given:
+            raise InputError(f"{', '.join(given)}: queues and loss are ns-3's (--network ns3)")
+        return inputs.network
+    from .ns3 import DEFAULT_QUEUE, DEFAULT_QUEUE_SIZE, Ns3Network
+    return Ns3Network(inputs.network, inputs.routes, options.queue or DEFAULT_QUEUE,
+                      options.queue_size or DEFAULT_QUEUE_SIZE, options.loss or 0.0,
+                      options.seed)
 
 
 def _terminate(members) -> None:
@@ -261,18 +277,21 @@ def _start_remote(remote, hub, alloc, options: Options, env, secret_env, run_dir
 
 
 def netem(inputs: Inputs, out, where: str = "auto", timeout_s: float = 600.0,
-          main=()) -> RunRecord:
-    """The deployment's VMs under plain TCG on a bridge shaped by tc netem."""
+          main=(), loss: float = None, queue_size: str = None) -> RunRecord:
+    """The deployment's VMs under plain TCG on a bridge shaped by tc netem (with the
+    impairments --network ns3 would give its links: loss, a queue size)."""
     from ..vm import build, netem as baseline
     inputs.vms_only("netem")
     main = inputs.main(main)
+    impair = baseline.Impairments(loss or 0.0, queue_size)
     s = _Session("netem", inputs, out,
-                 {"timeout_s": timeout_s, "main": sorted(main), "where": where})
+                 {"timeout_s": timeout_s, "main": sorted(main), "where": where,
+                  "loss": loss, "queue_size": queue_size})
     with s:
         vms = build.current(router=where != "namespace")
         s.participants, placed, why = baseline.run(
             inputs.deployment.actors, routes_by_pair(inputs.routes), vms, s.rundir, main,
-            timeout_s, where)
+            timeout_s, where, impair)
         s.record.netem = {"where": placed, "why": why}
         if placed == "router":
             log.warning("the bridge is in a router VM (%s)", why)

@@ -21,9 +21,10 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from .. import leftovers, paths, procs
+from .. import leftovers, paths, procs, units
 from ..errors import TansivError
 from ..run.participants import RUNNING, Participant, wait
 from ..run.wire import ETH_WIRE_EXTRA
@@ -34,7 +35,33 @@ WHERE = ("auto", "namespace", "router")
 ROUTER_BOOT_TIMEOUT_S = 300.0
 
 
-def shaping_commands(vms, routes, dev_of) -> list:
+@dataclass(frozen=True)
+class Impairments:
+    """What `--network ns3` gives every link, for netem to give every route alike: each
+    link's loss (a route of h links loses a frame with 1 - (1 - loss)^h), and each link
+    direction's buffer (netem's limit counts every frame it holds: the queue behind its rate,
+    plus those on their way at the route's latency). netem's randomness is the kernel's, not
+    seeded."""
+    loss: float = 0.0
+    queue_size: str = None  # as --queue-size: 100p, 64kB (None: netem's large default)
+
+    def route_loss(self, route) -> float:
+        return 1 - (1 - self.loss) ** max(1, len(route.links))
+
+    def limit(self, route) -> int:
+        if self.queue_size is None:
+            return DEFAULT_LIMIT
+        count, in_packets = units.queue_size(self.queue_size, "--queue-size")
+        queued = count if in_packets else -(-count // FRAME_BYTES)
+        on_the_way = int(route.bandwidth_Bps * route.latency_ns / 1e9 / FRAME_BYTES) + 1
+        return queued + on_the_way
+
+
+DEFAULT_LIMIT = 100000
+FRAME_BYTES = 1514  # a full Ethernet frame: byte sizes become packets for netem's limit
+
+
+def shaping_commands(vms, routes, dev_of, impair: Impairments = Impairments()) -> list:
     """tc commands (argv lists) shaping the port dev_of(j) that leads to VM j, for every j.
     vms: the VMs' addresses; routes: {(src, dst): Route} (tansiv/run/routes.py)."""
     cmds = []
@@ -46,7 +73,9 @@ def shaping_commands(vms, routes, dev_of) -> list:
         for i, src in enumerate(vms):
             if i == j:
                 continue
-            lat_ns, bw = routes[(src, dst)].latency_ns, routes[(src, dst)].bandwidth_Bps
+            route = routes[(src, dst)]
+            lat_ns, bw = route.latency_ns, route.bandwidth_Bps
+            loss = impair.route_loss(route)
             cls = f"1:{10 + i}"
             cmds += [["tc", "class", "add", "dev", dev, "parent", "1:", "classid", cls, "htb",
                       "rate", "100gbit"],
@@ -54,7 +83,8 @@ def shaping_commands(vms, routes, dev_of) -> list:
                       # rate RATE PACKETOVERHEAD: FCS, preamble and gap count, as in tansiv
                       "netem", "delay", f"{lat_ns / 1e3:.3f}us", "rate", f"{int(bw * 8)}bit",
                       str(ETH_WIRE_EXTRA),
-                      "limit", "100000"],
+                      *(["loss", f"{loss * 100:.6g}%"] if loss else []),
+                      "limit", str(impair.limit(route))],
                      ["tc", "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip",
                       "prio", "1", "u32", "match", "ip", "src",
                       f"{ipaddress.IPv4Address(src)}/32", "flowid", cls]]
@@ -110,9 +140,9 @@ def choose(where: str = "auto"):
 class NamespaceNetwork:
     """A namespace with a bridge and one tap per VM. vms: their addresses."""
 
-    def __init__(self, vms, routes, name=None):
+    def __init__(self, vms, routes, impair: Impairments = Impairments(), name=None):
         self.vms = list(vms)
-        self.commands = shaping_commands(self.vms, routes, self.tap)
+        self.commands = shaping_commands(self.vms, routes, self.tap, impair)
         self.ns = name or leftovers.namespace_name("netem")
 
     def tap(self, k: int) -> str:
@@ -151,11 +181,11 @@ class RouterNetwork:
     """The bridge in a router VM (build: a VMBuild with the router's image), its console in
     log_path. vms: their addresses."""
 
-    def __init__(self, vms, routes, build, log_path: Path):
+    def __init__(self, vms, routes, build, log_path: Path, impair: Impairments = Impairments()):
         self.vms = list(vms)
         # iproute2's tc by its path: the router's busybox sh would run its own applet.
         self.commands = [["/usr/sbin/tc", *c[1:]]
-                         for c in shaping_commands(self.vms, routes, lambda k: f"p{k}")]
+                         for c in shaping_commands(self.vms, routes, lambda k: f"p{k}", impair)]
         self.build = build
         self.log_path = Path(log_path)
         self.proc = None
@@ -217,7 +247,8 @@ def _vm_command(vms, k: int, vm_args) -> list:
             "--peers", ",".join(vms)]
 
 
-def run(actors, routes, build, rundir, main=(), timeout_s: float = 600.0, where: str = "auto"):
+def run(actors, routes, build, rundir, main=(), timeout_s: float = 600.0, where: str = "auto",
+        impair: Impairments = Impairments()):
     """Runs the actors (all tansiv-vm) in netem mode until the main ones (default: all)
     power off, or timeout_s of wall time; then stops the others. routes: {(src, dst): Route};
     build: a VMBuild (with the router's image unless `where` is namespace). Consoles go to the
@@ -225,8 +256,8 @@ def run(actors, routes, build, rundir, main=(), timeout_s: float = 600.0, where:
     namespace)."""
     where, why = choose(where)
     vms = [a.address for a in actors]
-    network = (NamespaceNetwork(vms, routes) if where == "namespace"
-               else RouterNetwork(vms, routes, build, rundir.path / "netem-router.log"))
+    network = (NamespaceNetwork(vms, routes, impair) if where == "namespace"
+               else RouterNetwork(vms, routes, build, rundir.path / "netem-router.log", impair))
     (rundir.path / "netem-shaping.sh").write_text(shell_script(network.commands))
     participants = [Participant(a, Path("tansiv-vm"), rundir.participant_log(a.address),
                                 main=a.address in main, role="vm") for a in actors]

@@ -4,6 +4,7 @@ figures and the Snakemake rules all read it, so that a new workload is one new m
 here, or one block of a configuration."""
 
 from .base import Figure, Workload
+from .bufferbloat import Bufferbloat
 from .configured import Configured
 from .gettimeofday import GetTimeOfDay
 from .idle import Idle
@@ -11,7 +12,8 @@ from .iperf3 import Iperf3
 from .ping import Ping
 from .probe import Probe
 
-WORKLOADS = {w.name: w for w in (Ping(), Probe(), Iperf3(), GetTimeOfDay(), Idle())}
+WORKLOADS = {w.name: w for w in (Ping(), Probe(), Iperf3(), Bufferbloat(), GetTimeOfDay(),
+                                  Idle())}
 
 # Every experiment's run metrics (tansiv/experiments/runner.py), in a table of their own;
 # with the time each participant was held, what a run measures of itself, not its workload.

@@ -1,8 +1,46 @@
-"""iperf3: TCP goodput between pairs of VMs against the configured bottleneck bandwidth."""
+"""iperf3: TCP goodput between pairs of VMs against the configured bottleneck bandwidth,
+and against the loss rate (Mathis et al.'s model of TCP under random loss)."""
+
+import math
 
 from ...errors import TansivError
+from ...run import routes as routes_mod
+from ...run.wire import ethernet_wire_size
 from .. import figures, metrics
 from .base import Figure, Workload, median
+
+MSS = 1448  # TCP payload of a 1500-byte IP packet with timestamps
+SEGMENT, ACK = ethernet_wire_size(MSS + 66), ethernet_wire_size(66)  # on the wire
+MATHIS_C = math.sqrt(3 / 2)  # periodic loss, one ACK per segment: 1.22
+
+
+def mathis_bps(rtt_ns: float, loss: float) -> float:
+    """Mathis, Semke, Mahdavi, Ott (1997): a Reno flow under random loss p carries
+    MSS / RTT * C / sqrt(p)."""
+    return MSS * 8 / (rtt_ns / 1e9) * MATHIS_C / math.sqrt(loss)
+
+
+def _loss_goodput(fig, tables):
+    import seaborn as sns
+    ax = fig.subplots()
+    exps = tables["experiments"]
+    d = figures.ok(tables["goodput"])
+    d = d[d.loss.fillna(0) > 0]
+    if d.empty:
+        return figures.empty(ax, exps, "iperf3", "iperf3 results under loss")
+    d = d.assign(setup=[figures.setup(r) for r in d.to_dict("records")], mbps=d.value / 1e6)
+    got = d[d.metric == "goodput_bps"]
+    sns.scatterplot(data=got, x="loss", y="mbps", hue="setup", style="setup", s=60, ax=ax)
+    model = d[d.metric == "mathis_bps"].groupby("loss").mbps.median()
+    ceiling = d[d.metric == "ceiling_bps"].mbps.median()
+    ax.plot(model.index, [min(m, ceiling) for m in model.values], ls="--", c="grey",
+            marker="", label="Mathis: MSS/RTT x 1.22/sqrt(p), capped by the link")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    figures.labels(ax, "loss probability per link", "iperf3 TCP goodput (Mbit/s)",
+                   "TCP (Reno) under random loss")
+    ax.legend(fontsize=7)
+    figures.footnote(fig, exps, "iperf3")
 
 
 def _goodput(fig, tables):
@@ -27,17 +65,25 @@ def _goodput(fig, tables):
 class Iperf3(Workload):
     name = "iperf3"
     modes = frozenset({"tansiv", "netem"})
-    params = {"seconds": {"type": "integer", "minimum": 1, "default": 3}}
+    params = {"seconds": {"type": "integer", "minimum": 1, "default": 3},
+              # the guests' congestion control (iperf3 -C), e.g. reno; "": the kernel's
+              "congestion": {"type": "string", "pattern": "^[a-z0-9_]*$", "default": ""}}
     min_n = 2
     table = "goodput"
-    metrics = ("goodput_bps",)
+    metrics = ("goodput_bps", "mathis_bps", "ceiling_bps")
     figures = (Figure("goodput", """TCP goodput reported by iperf3's receiver inside the
 guests, against the bottleneck bandwidth the platform configures (dashed: goodput =
-bandwidth).""", _goodput),)
+bandwidth).""", _goodput),
+               Figure("loss_goodput", """TCP (Reno) goodput reported by iperf3's receiver
+inside the guests, against each link's loss probability, under ns-3 (tansiv) and netem,
+with Mathis et al.'s model drawn as the expectation: MSS / RTT x 1.22 / sqrt(p), p the loss
+of the route's data direction (1 - (1 - loss)^hops), RTT the model's, capped by the link's
+ceiling for TCP.""", _loss_goodput))
 
     def plan(self, p, prm):
+        cc = f" -C {prm['congestion']}" if prm["congestion"] else ""
         for c, s in p.pairs():
-            p.vm(c, f"sleep 1; iperf3 -c {p.addr[s]} -t {prm['seconds']} -f m")
+            p.vm(c, f"sleep 1; iperf3 -c {p.addr[s]} -t {prm['seconds']} -f m{cc}")
             p.vm(s, "iperf3 -s -1")
             p.main.append(p.addr[c])
         p.wait_s = prm["seconds"] + 5
@@ -52,6 +98,25 @@ bandwidth).""", _goodput),)
                                  "src": part.name})
         if not rows:
             raise TansivError("no iperf3 receiver line in the participants' output")
+        return rows + self._expectations(p, run, run_dir)
+
+    @staticmethod
+    def _expectations(p, run, run_dir) -> list:
+        """Under loss, what Mathis' model gives each pair; and the link's ceiling for TCP."""
+        loss = p.exp.get("loss") or 0
+        if not loss:
+            return []
+        route = routes_mod.load(run_dir)
+        network = (run.options or {}).get("network") or "simgrid"
+        rows = []
+        for c, s in p.pairs():
+            there, back = route[(p.addr[c], p.addr[s])], route[(p.addr[s], p.addr[c])]
+            rtt = metrics.model_rtt_ns(there, back, SEGMENT, ACK, network)
+            p_route = 1 - (1 - loss) ** max(1, len(there.links))
+            where = {"unit": "bit/s", "src": p.addr[c], "dst": p.addr[s]}
+            rows += [{"metric": "mathis_bps", "value": mathis_bps(rtt, p_route), **where},
+                     {"metric": "ceiling_bps",
+                      "value": there.bandwidth_Bps * 8 * MSS / SEGMENT, **where}]
         return rows
 
     def key_figure(self, rows):
