@@ -4,20 +4,24 @@ extern "C" {
 #include "tansiv-sgnext.h"
 }
 
-#include <simgrid/config.h>
 #include <simgrid/kernel/Timer.hpp>
 #include <simgrid/kernel/resource/Model.hpp>
 #include <simgrid/s4u/Comm.hpp>
 #include <simgrid/s4u/Engine.hpp>
 #include <simgrid/s4u/Host.hpp>
 #include <simgrid/s4u/Link.hpp>
+#include <simgrid/version.h> // SIMGRID_VERSION_MAJOR: after the others (3.32's needs them)
 
 #include <algorithm>
 #include <cstring>
-#include <string>
-#include <vector>
 #include <deque>
+#include <string>
 #include <unordered_map>
+#include <vector>
+
+#ifndef SIMGRID_VERSION_MAJOR
+#error "SimGrid's version is unknown: the completion signal differs between 3.x and 4.x"
+#endif
 
 namespace sg4 = simgrid::s4u;
 
