@@ -276,8 +276,8 @@ def test_netem_router_failure_is_reported(prepared, tmp_path, monkeypatch):
     """A router that cannot start (here: a port it cannot shape) is an error that quotes its
     console, whose log stays; its QEMU and sockets are gone."""
     monkeypatch.setattr(netem, "shaping_commands",
-                        lambda vms, table, dev_of: [["tc", "qdisc", "add", "dev", "nosuchport",
-                                                     "root", "netem"]])
+                        lambda vms, table, dev_of, impair: [["tc", "qdisc", "add", "dev",
+                                                             "nosuchport", "root", "netem"]])
     router = netem.RouterNetwork(["10.0.0.1", "10.0.0.2"], None, prepared,
                                  tmp_path / "router.log")
     with pytest.raises(TansivError, match="router failed to start"):
