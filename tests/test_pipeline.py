@@ -234,7 +234,7 @@ def test_apptainer_gives_the_native_results(tmp_path):
                   DATA / "sweep-tiny.yaml", "--config", f"results={contained}", timeout=3600)
     assert r.returncode == 0, r.stderr[-5000:]
     exps = table(contained, "experiments")
-    assert len(exps) == 5 and all(e["status"] == "ok" for e in exps), exps
+    assert len(exps) == 6 and all(e["status"] == "ok" for e in exps), exps
     assert all(e["container"].endswith(".sif") for e in exps)
     assert not any(e["container"] for e in table(native, "experiments"))
 
