@@ -41,7 +41,9 @@ def _points(ax) -> int:
         offsets = c.get_offsets()
         array = c.get_array()
         n += len(array.ravel()) if array is not None and not len(offsets) else len(offsets)
-    return n + sum(len(b) for b in ax.containers)
+    # Bars are containers of patches; a box plot's (seaborn's) holds its boxes.
+    return n + sum(len(b) if hasattr(b, "__len__") else len(getattr(b, "boxes", ()))
+                   for b in ax.containers)
 
 
 def draw(figure, tables: dict, png, pdf) -> Drawn:

@@ -37,6 +37,8 @@ def _loss_goodput(fig, tables):
             marker="", label="Mathis: MSS/RTT x 1.22/sqrt(p), capped by the link")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    import matplotlib.ticker as ticker
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())  # the decades' labels are enough
     figures.labels(ax, "loss probability per link", "iperf3 TCP goodput (Mbit/s)",
                    "TCP (Reno) under random loss")
     ax.legend(fontsize=7)

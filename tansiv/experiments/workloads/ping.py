@@ -14,14 +14,15 @@ def _rtt_excess(fig, tables):
     d = figures.ok(tables["rtt"])
     d = d[(d.metric == "rtt_excess_ns") & ~d.mesh.astype(bool)].assign(
         excess_us=lambda x: x.value / 1e3, latency_ms=lambda x: x.latency_ns / 1e6)
+    d = d.assign(network=[figures.setup(r).split(" ")[-1] for r in d.to_dict("records")])
     modes = sorted(d["mode"].unique())
     axes = fig.subplots(1, max(len(modes), 1), squeeze=False)[0]
     if d.empty:
         return figures.empty(axes[0], exps, "ping", "RTT measurements")
     import seaborn as sns
-    for ax, mode, colour in zip(axes, modes, sns.color_palette()):
-        sns.lineplot(data=d[d["mode"] == mode], x="latency_ms", y="excess_us",
-                     estimator="median", errorbar=("pi", 100), marker="o", color=colour, ax=ax)
+    for ax, mode in zip(axes, modes):
+        sns.lineplot(data=d[d["mode"] == mode], x="latency_ms", y="excess_us", hue="network",
+                     estimator="median", errorbar=("pi", 100), marker="o", ax=ax)
         ax.set_xscale("log")
         figures.labels(ax, "route latency (ms)", "RTT - model (µs): median, range", mode)
     fig.suptitle("Ping RTT excess over the model")
@@ -65,8 +66,10 @@ class Ping(Workload):
         Figure("rtt_excess", """Ping round-trip time measured inside
 the participants minus the model (2 × route latency + serialization of request and reply at
 the bottleneck bandwidth), against the route latency, per mode: median and range over every
-ping, one panel per mode with its own scale. tansiv's excess is the guests' own processing
-time, the same at every latency; netem's grows with the host's load.""", _rtt_excess,
+ping, one panel per mode with its own scale, one line per network model (the model is each
+one's: serialization once at the bottleneck for SimGrid's flows, on every hop for ns-3's
+packets). tansiv's excess is the guests' own processing time, the same at every latency and
+under either model; netem's grows with the host's load.""", _rtt_excess,
                size=(11, 4)),
         Figure("ping_matrix", """The seed's validation table: every VM of a full-mesh
 experiment pings every other; each cell is the median RTT (ms) from the row's VM to the
