@@ -242,3 +242,19 @@ def test_apptainer_gives_the_native_results(tmp_path):
         return [(r["seq"], r["value"]) for r in table(results, "rtt")
                 if r["mode"] == "tansiv" and r["metric"] == "rtt_ns"]
     assert rtts(native) and rtts(contained) == rtts(native)
+
+
+def test_a_box_plot_counts_its_boxes(tmp_path):
+    """figures.draw says what it drew for every kind of plot the workloads use: here the
+    bufferbloat figure's boxes (seaborn puts them in a container without a length)."""
+    import pandas as pd
+    import seaborn as sns
+    from tansiv.experiments import figures
+    from tansiv.experiments.workloads.base import Figure
+
+    def boxes(fig, tables):
+        sns.boxplot(data=tables["t"], x="q", y="v", hue="h", ax=fig.subplots())
+    data = pd.DataFrame({"q": ["a", "a", "b", "b"], "v": [1, 2, 3, 4], "h": ["x", "y", "x", "y"]})
+    drawn = figures.draw(Figure("boxes", "", boxes), {"t": data}, tmp_path / "b.png",
+                         tmp_path / "b.pdf")
+    assert drawn.points >= 4 and drawn.placeholders == 0, drawn
