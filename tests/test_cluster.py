@@ -323,6 +323,31 @@ def test_a_stall_behind_a_relay_is_blamed_on_the_participant_that_stalled(cluste
     assert not leftovers(run)
 
 
+def test_a_relays_hub_keeps_the_runs_bounds(cluster, tmp_path):
+    """--round-bytes reaches the relays: a participant behind one that sends more is removed
+    by its relay's hub (the coordinator hears of it as a member that failed), named with the
+    bound; the other participant goes on."""
+    plat = topology.write(tmp_path / "platform.xml", "cluster", 2, 100_000_000, 125e6)
+    hosts = topology.hosts(2)
+    dep = deployment.write(tmp_path / "deployment.xml", [
+        actor(hosts[0], "10.0.0.1", TESTS_BIN / "burst", "-n", "10.0.0.1", "--", "send",
+              "10.0.0.2", 1000, 2000, "stop"),
+        actor(hosts[1], "10.0.0.2", TESTS_BIN / "idle", "-n", "10.0.0.2", "--", 500_000)])
+    run = tmp_path / "run"
+    r = salloc("run", plat, dep, "--out", run, "--launcher", "slurm", "--quiet",
+               "--round-bytes", "1MiB", nodes=2)
+    assert r.returncode == 3, r.stderr[-3000:]
+    assert json.loads((run / "nodes" / "plan.json").read_text())["limits"]["round_bytes"] \
+        == 1 << 20
+    (failed,) = [e for e in map(json.loads, (run / "events.jsonl").read_text().splitlines())
+                 if e["event"] == "failed"]
+    assert failed["participant"] == "10.0.0.1"
+    assert re.search(r"failed: client \d+ \(10\.0\.0\.1, pid \d+\): sent more than "
+                     r"1048576 bytes in one round \(--round-bytes\)", failed["message"]), failed
+    states = {p["name"]: p["state"] for p in record(run)["participants"]}
+    assert states == {"10.0.0.1": "failed", "10.0.0.2": "ended"}
+
+
 def test_only_the_relays_get_the_runs_secret(cluster, tmp_path):
     """The secret lets one join the run over TCP: relays need it, their participants (on a
     private Unix socket) do not, and do not get it."""
