@@ -68,7 +68,7 @@ def ring_size(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .run.choices import LAUNCHERS, NETWORKS, ON_STALL, QUEUES, TRANSPORTS
+    from .run.choices import IDLE_HORIZONS, LAUNCHERS, NETWORKS, ON_STALL, QUEUES, TRANSPORTS
     from .run.coordinator import CONNECT_TIMEOUT_S, END_GRACE_S, RING_SIZE, STALL_S
     from .run.consoles import DEFAULT_LIMIT as DEFAULT_CONSOLE_LIMIT
     from .run.hub import LIMITS
@@ -145,6 +145,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="how local participants speak to the coordinator: shared-memory "
                           "channels (default) or their sockets (participants over TCP always "
                           "use theirs)")
+    run.add_argument("--idle-horizons", choices=IDLE_HORIZONS, default=IDLE_HORIZONS[0],
+                     help="participants idle until a known date (a halted VM's next timer, a "
+                          "process in vsg_wait) sit out the rounds before it, and rounds "
+                          "end at the earliest date anyone can act (default on; the same "
+                          "run, bit for bit, off)")
     run.add_argument("--ring-size", type=ring_size, default=RING_SIZE, metavar="SIZE",
                      help=f"bytes of each ring of a channel (131072, 128KiB, 1MiB...), a power "
                           f"of two from 128 KiB to 1 GiB "

@@ -192,3 +192,23 @@ def read_csv(path: Path):
 def table(results: Path, name: str):
     """A table the pipeline wrote."""
     return read_csv(Path(results) / "tables" / f"{name}.csv")
+
+
+def mesh(tmp: Path, n: int = 4, latency_s: float = 0.002):
+    """n VMs on a cluster, each pinging every other in its turn (tping), then idle to the end."""
+    # Here, not at the top: the workloads bring matplotlib, which the tests run under ASan
+    # (tests/test_sanitizers.py) cannot load.
+    from tansiv.experiments.workloads.base import Workload
+    count, interval = 3, 0.01
+    turn = ((n - 1) * (count + 1) + 2) * max(interval, 4 * latency_s)
+    actors = []
+    for k in range(n):
+        others = " ".join(topology.address(j) for j in range(n) if j != k)
+        cmd = (f"sleep {k * turn:.6f}; tping -c {count} -i {interval * 1e3:g} -w 1 {others}; "
+               f"sleep {(n - k) * turn + 2:.6f}")
+        actors.append(actor(topology.hosts(k + 1)[-1], topology.address(k), "tansiv-vm",
+                            "--cmd", cmd))
+    plat = topology.write(tmp / "platform.xml", "cluster", n, units.to_ns(latency_s), 125e6)
+    dep = deployment.write(tmp / "deployment.xml", actors)
+    until = Workload.boot_s + n * turn + 1
+    return plat, dep, ["--quiet", "--until", f"{until:.3f}", "--end-grace", "3"]

@@ -3,6 +3,7 @@ coordinator (helpers.Peer) speaking the wire protocol."""
 
 import os
 import signal
+import struct
 import time
 
 import pytest
@@ -226,6 +227,69 @@ def test_full_queue_drops_with_a_warning(peer):
     assert [d.step("recv", k)["rc"] for k in range(2)] == ["0", "0"]
     assert d.step("poll")["rc"] == "EAGAIN"
     assert "receive queue full" in d.stderr
+
+
+# ---- idle horizons: vsg_wait ------------------------------------------------------------------
+
+NEVER = 2**64 - 1
+
+
+def date(ns: int) -> bytes:
+    return struct.pack("<Q", ns)
+
+
+def test_a_waiting_client_says_until_when_and_jumps_to_where_it_is_woken(peer):
+    """In vsg_wait the client tells the hub, at its deadline, the date it waits until (none:
+    until a message). Left out of rounds, its time jumps to the barrier it is woken at, by a
+    delivery or by a GOTO saying where from: the program sees the message at its delivery
+    date, and its timeout at its date, never the time the hub skipped."""
+    d = start(peer, ["vwait:-", "recv:64", "vwait:5000", "time"])
+    peer.hello()
+    peer.goto(1 * MS)
+    _, at = peer.gather()
+    assert (at.time, at.payload) == (1 * MS, date(NEVER))
+    peer.deliver(7 * MS, OTHER, ME, b"ping")  # rounds to 7 ms went on without it
+    peer.send(protocol.Frame(protocol.GOTO, time=8 * MS, payload=date(7 * MS)))
+    _, at = peer.gather()  # now waiting 5 ms from about 7 ms
+    (until,) = struct.unpack("<Q", at.payload)
+    assert at.time == 8 * MS and 12 * MS < until < 12 * MS + 50 * MS // 10
+    peer.send(protocol.Frame(protocol.GOTO, time=13 * MS, payload=date(11 * MS)))
+    try:
+        peer.gather()
+    except EOFError:
+        pass
+    d.finish()
+    assert d.returncode == 0, d.stderr
+    first, second = d.step("vwait", 0), d.step("vwait", 1)
+    assert first["rc"] == "0" and 7000 <= first["vt_us"] < 7000 + 5000
+    assert d.step("recv")["rc"] == "0" and d.step("recv")["vt_us"] >= 7000
+    assert second["rc"] == "ETIMEDOUT" and until // 1000 <= second["vt_us"] < 13000
+
+
+def test_a_client_that_runs_says_nothing_and_accepts_no_jump(peer):
+    d = start(peer, ["sleep:100"])
+    peer.hello()
+    peer.goto(1 * MS)
+    _, at = peer.gather()
+    assert at.payload == b""  # not waiting in vsg_wait: busy
+    peer.send(protocol.Frame(protocol.GOTO, time=5 * MS, payload=date(3 * MS)))
+    d.finish()
+    assert d.returncode == -signal.SIGTERM
+    assert "GOTO from at 3000000 ns while stopped at the deadline 1000000 ns" in d.stderr
+
+
+def test_a_jump_past_the_date_the_client_waits_until_is_refused(peer):
+    d = start(peer, ["vwait:2000"])
+    peer.hello()
+    peer.goto(1 * MS)
+    _, at = peer.gather()
+    (until,) = struct.unpack("<Q", at.payload)
+    assert 2 * MS <= until < 3 * MS
+    peer.deliver(4 * MS, OTHER, ME, b"late")
+    d.finish()
+    assert d.returncode == -signal.SIGTERM
+    assert f"delivery at 4000000 ns while stopped at the deadline 1000000 ns (idle until " \
+           f"{until} ns)" in d.stderr
 
 
 # ---- end and failures -------------------------------------------------------------------------

@@ -17,10 +17,8 @@ import pytest
 import yaml
 
 import slurm_cluster
-from helpers import REPO, TESTS_BIN, actor, table, tansiv
+from helpers import REPO, TESTS_BIN, actor, mesh, table, tansiv
 from tansiv.experiments import topology
-from tansiv.experiments.workloads.base import Workload
-from tansiv import units
 from tansiv.errors import InputError
 from tansiv.run import deployment, slurm
 from tansiv.run.participants import Participant
@@ -136,23 +134,6 @@ def test_a_participant_whose_relay_never_reported_is_failed_with_its_node(tmp_pa
 
 
 # ---- VMs -------------------------------------------------------------------------------------
-
-def mesh(tmp: Path, n: int = 4, latency_s: float = 0.002):
-    """n VMs on a cluster, each pinging every other in its turn (tping), then idle to the end."""
-    count, interval = 3, 0.01
-    turn = ((n - 1) * (count + 1) + 2) * max(interval, 4 * latency_s)
-    actors = []
-    for k in range(n):
-        others = " ".join(topology.address(j) for j in range(n) if j != k)
-        cmd = (f"sleep {k * turn:.6f}; tping -c {count} -i {interval * 1e3:g} -w 1 {others}; "
-               f"sleep {(n - k) * turn + 2:.6f}")
-        actors.append(actor(topology.hosts(k + 1)[-1], topology.address(k), "tansiv-vm",
-                            "--cmd", cmd))
-    plat = topology.write(tmp / "platform.xml", "cluster", n, units.to_ns(latency_s), 125e6)
-    dep = deployment.write(tmp / "deployment.xml", actors)
-    until = Workload.boot_s + n * turn + 1
-    return plat, dep, ["--quiet", "--until", f"{until:.3f}", "--end-grace", "3"]
-
 
 def test_vm_mesh_across_three_nodes_gives_the_same_guest_output(cluster, tmp_path):
     os.environ.update(build.prepare().env())

@@ -500,7 +500,10 @@ def test_a_console_that_floods_keeps_its_head_and_tail_within_its_limit(tmp_path
     flood.chmod(0o755)
     p, d = two_programs(tmp_path, "1ms", (IDLE, 3_000_000), (flood, 3_000_000))
     out = tmp_path / "run"
-    r = tansiv("run", p, d, "--out", out, "--console-limit", "8MiB", timeout=300)
+    # Idle horizons off: the run lasts its 3 s of simulated time in wall time, while the
+    # console is written.
+    r = tansiv("run", p, d, "--out", out, "--console-limit", "8MiB", "--idle-horizons", "off",
+               timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     log = out / "participants" / "10.0.0.2.log"
     assert log.stat().st_size > 300_000_000             # the writer's offset went on
@@ -557,7 +560,8 @@ def test_what_a_killed_coordinator_left_is_removed_by_the_next_run(tmp_path):
                         (with_background_child(tmp_path), 60_000_000))
     first = tmp_path / "first"
     proc = subprocess.Popen([sys.executable, "-m", "tansiv.cli", "run", p, d, "--out", first,
-                             "--quiet"], stderr=subprocess.DEVNULL)
+                             "--quiet", "--idle-horizons", "off"],  # it lasts in wall time
+                            stderr=subprocess.DEVNULL)
     end = time.monotonic() + 30
     while time.monotonic() < end and not any(
             e["event"] == "joined" for e in (events(first) if (first / "events.jsonl").exists()

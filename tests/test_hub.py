@@ -2,6 +2,7 @@
 
 import os
 import socket
+import struct
 import threading
 
 import pytest
@@ -10,6 +11,12 @@ from tansiv.run import protocol
 from tansiv.run.hub import FAILED, JOINED, LEFT, Hub, HubError, str_to_addr
 
 MS = 1_000_000
+NEVER = 2**64 - 1
+
+
+def date(ns: int) -> bytes:
+    """struct tsv_date: AT_DEADLINE's payload when idle, GOTO's after sitting out."""
+    return struct.pack("<Q", ns)
 
 
 class RawClient:
@@ -29,8 +36,10 @@ class RawClient:
         self.send(protocol.Frame(protocol.SEND, time=time, src=self.addr, dst=str_to_addr(dst),
                                  payload=payload))
 
-    def at_deadline(self, time):
-        self.send(protocol.Frame(protocol.AT_DEADLINE, time=time, src=self.addr))
+    def at_deadline(self, time, idle_until=None):
+        """Reached time; idle_until: the date before which it does nothing (idle horizons)."""
+        self.send(protocol.Frame(protocol.AT_DEADLINE, time=time, src=self.addr,
+                                 payload=b"" if idle_until is None else date(idle_until)))
 
     def recv(self):
         data = b""
@@ -221,3 +230,79 @@ def test_a_client_over_its_bytes_per_round_is_removed(hub):
     sender.join()
     failed = [e for e in hub.events() if e.kind == FAILED]
     assert len(failed) == 1 and "sent more than 100000 bytes in one round" in failed[0].message
+
+
+# ---- idle horizons ---------------------------------------------------------------------------
+
+def round_of(hub, clients, deadline_ns, idle=()):
+    """One round to deadline_ns: each client in `clients` gets its GOTO (returned) and
+    reaches the deadline, saying it is idle until idle[i] if given."""
+    hub.run(deadline_ns, deadline_ns - hub.barrier(), deadline_ns)
+    gotos = {}
+    for i, c in clients.items():
+        f = c.recv()
+        assert f.type == protocol.GOTO, f
+        gotos[i] = f
+        c.at_deadline(f.time, idle[i] if i < len(idle) else None)
+    assert hub.wait(2000)
+    return gotos
+
+
+def test_idle_clients_sit_out_rounds_until_their_date_and_jump_to_the_barrier(hub):
+    """a waits for a packet (no date), b's next timer is at 10 ms, the lookahead 1 ms: one
+    round takes both to 1 ns before 10 ms without a GOTO to anyone; then b runs to 11 ms,
+    told its time jumps to the barrier. A packet b sent is delivered to a at a barrier it
+    sat out to: a is woken there, with its DELIVER and a GOTO that says so."""
+    hub.set_horizons(True)
+    a, b = joined(hub, ["10.0.0.1", "10.0.0.2"])
+    list(hub.events())
+    round_of(hub, {0: a, 1: b}, 1 * MS, idle=(NEVER, 10 * MS))
+    assert hub.idle_until() == 10 * MS
+    hub.run(2 * MS, 1 * MS, 12 * MS)  # the caller asks for one lookahead; the hub knows better
+    assert not hub.wait(300)  # b's round, after one nobody ran
+    assert hub.stats()["sat_out"] == 3
+    f = b.recv()
+    assert (f.type, f.time, f.payload) == (protocol.GOTO, 11 * MS, date(10 * MS - 1))
+    b.packet(10 * MS + 500_000, "10.0.0.1", b"hello")
+    b.at_deadline(11 * MS, 30 * MS)
+    assert hub.wait(2000)
+    n, packets = hub.packets()
+    assert n == 1 and hub.barrier() == 11 * MS
+
+    hub.run(12 * MS, 1 * MS, 15 * MS)  # 15 ms: when the network delivers it
+    assert hub.wait(2000)
+    assert hub.barrier() == 15 * MS and hub.stats()["sat_out"] == 5
+    assert hub.deliver(packets[0].handle, 0, 15 * MS)
+    hub.run(16 * MS, 1 * MS, 16 * MS)
+    f = a.recv()
+    assert (f.type, f.time, f.payload) == (protocol.DELIVER, 15 * MS, b"hello")
+    f = a.recv()
+    assert (f.type, f.time, f.payload) == (protocol.GOTO, 16 * MS, date(15 * MS))
+    a.at_deadline(16 * MS)
+    assert hub.wait(2000)
+    assert hub.stats()["sat_out"] == 6  # b, until 30 ms
+    assert hub.idle_until() == 16 * MS  # a is busy
+
+
+def test_without_horizons_every_client_runs_every_round(hub):
+    a, b = joined(hub, ["10.0.0.1", "10.0.0.2"])
+    list(hub.events())
+    round_of(hub, {0: a, 1: b}, 1 * MS, idle=(NEVER, 10 * MS))
+    assert hub.idle_until() == 1 * MS
+    gotos = round_of(hub, {0: a, 1: b}, 2 * MS)
+    assert [(g.time, g.payload) for g in gotos.values()] == [(2 * MS, b"")] * 2
+    assert hub.stats()["sat_out"] == 0
+
+
+def test_a_client_idle_until_before_its_deadline_is_removed(hub):
+    hub.set_horizons(True)
+    a, b = joined(hub, ["10.0.0.1", "10.0.0.2"])
+    list(hub.events())
+    hub.goto(1 * MS)
+    for c in (a, b):
+        c.recv()
+    a.at_deadline(1 * MS, 1 * MS)
+    b.at_deadline(1 * MS)
+    assert hub.wait(2000)
+    (e,) = hub.events()
+    assert e.kind == FAILED and "idle until 1000000 ns, not after its deadline" in e.message

@@ -19,6 +19,7 @@ from tansiv import paths
 from tansiv.errors import InputError
 from tansiv.experiments import config, runner, sweep
 from tansiv.experiments.metrics import json_lines
+from tansiv.run.record import RunRecord
 from tansiv.vm import build, user_images
 
 DATA = REPO / "tests" / "data"
@@ -196,8 +197,9 @@ def keep(tmp_path: Path) -> Path:
 
 def test_etcd_elects_a_leader_and_puts_the_same_every_run(tmp_path, monkeypatch):
     """Three members and a client, 5 ms between every two: the puts take what the network
-    makes them take, and a little more; a rerun gives the same guest output, byte for
-    byte. (Traced, so that a rerun that differs says at which round and is kept.)"""
+    makes them take, and a little more; a rerun without idle horizons (every participant in
+    every round) gives the same guest output and packets, byte for byte. (Traced, so that a
+    rerun that differs says at which round and is kept.)"""
     point = {"n": [3], "latency": ["5ms"], "etcd": {"seconds": 2}}
     trace_a = traced(monkeypatch, tmp_path / "trace-a")
     status = app("etcd", point, tmp_path / "a")
@@ -213,10 +215,15 @@ def test_etcd_elects_a_leader_and_puts_the_same_every_run(tmp_path, monkeypatch)
     assert expected == pytest.approx(20.0)  # 4 x 5 ms
     assert expected <= rows[("latency_p50_ms", "c1")] <= expected + 5
     trace_b = traced(monkeypatch, tmp_path / "trace-b")
-    assert app("etcd", point, tmp_path / "b")["status"] == "ok"
+    assert app("etcd", {**point, "idle_horizons": ["off"]}, tmp_path / "b")["status"] == "ok"
     if consoles(tmp_path / "a") != consoles(tmp_path / "b"):
         pytest.fail(f"the rerun differs: {first_difference(trace_a, trace_b)}; both runs "
                     f"kept in {keep(tmp_path)}")
+    a, b = (RunRecord.load(tmp_path / x / "run") for x in "ab")
+    assert (a.options["idle_horizons"], b.options["idle_horizons"]) == ("on", "off")
+    assert a.rounds_sat_out > 0 == b.rounds_sat_out
+    assert ((tmp_path / "a" / "run" / "packets.jsonl").read_bytes() ==
+            (tmp_path / "b" / "run" / "packets.jsonl").read_bytes())
 
 
 def test_etcd_keeps_putting_when_every_link_loses_one_percent(tmp_path):

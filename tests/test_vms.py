@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (REPO, TESTS_BIN, Peer, actor, read_jsonl, tansiv, two_hosts, vm,
+from helpers import (REPO, TESTS_BIN, Peer, actor, mesh, read_jsonl, tansiv, two_hosts, vm,
                      write_deployment)
 from tansiv import paths
 from tansiv.errors import TansivError
@@ -52,15 +52,18 @@ PINGS = 10
 
 @pytest.fixture(scope="module")
 def ping_runs(prepared, tmp_path_factory):
-    """VM 10.0.0.1 pings 10.0.0.2 over one link of 1, 10 and 100 ms (the 1 ms run twice: over
-    shared-memory channels, the default, then over sockets)."""
+    """VM 10.0.0.1 pings 10.0.0.2 over one link of 1, 10 and 100 ms (the 1 ms run three times:
+    over shared-memory channels, the default, then over sockets, then without idle
+    horizons)."""
     runs = {}
-    for name, latency_s, transport in (("1ms", 0.001, "shm"), ("1ms-socket", 0.001, "socket"),
-                                       ("10ms", 0.01, "shm"), ("100ms", 0.1, "shm")):
+    for name, latency_s, extra in (("1ms", 0.001, ()), ("1ms-socket", 0.001, ("--transport",
+                                                                            "socket")),
+                                   ("1ms-no-horizons", 0.001, ("--idle-horizons", "off")),
+                                   ("10ms", 0.01, ()), ("100ms", 0.1, ())):
         tmp = tmp_path_factory.mktemp(f"ping-{name}")
         p, d = two_vms(tmp, f"{latency_s * 1e3:g}ms", f"tping -c {PINGS} -i 20 -w 1 10.0.0.2")
         until = BOOT_S + (PINGS + 1) * (2 * latency_s + 0.02) + 1
-        run_vms(p, d, tmp / "run", f"{until:.3f}", "--transport", transport)
+        run_vms(p, d, tmp / "run", f"{until:.3f}", *extra)
         runs[name] = tmp / "run"
     return runs
 
@@ -96,6 +99,46 @@ def test_vm_runs_are_deterministic(ping_runs):
     transports = [RunRecord.load(ping_runs[name]).participants[0].transport
                   for name in ("1ms", "1ms-socket")]
     assert transports == ["shm", "socket"]
+
+
+def guest_output(run: Path) -> dict:
+    return {log.name: log.read_bytes() for log in sorted((run / "participants").glob("*.log"))}
+
+
+def test_idle_horizons_change_nothing_but_the_rounds(ping_runs):
+    """Idle VMs sit out rounds (each halted guest says when its next timer is due): the same
+    guest output and packets, to the byte and the nanosecond, in fewer rounds."""
+    on, off = ping_runs["1ms"], ping_runs["1ms-no-horizons"]
+    assert (on / "packets.jsonl").read_bytes() == (off / "packets.jsonl").read_bytes()
+    assert guest_output(on) == guest_output(off)
+    assert len(guest_output(on)) == 2
+    r_on, r_off = RunRecord.load(on), RunRecord.load(off)
+    print(f"rounds: {r_on.rounds} with idle horizons ({r_on.rounds_sat_out} sat out), "
+          f"{r_off.rounds} without; sync wall {r_on.sync_wall_s:.1f} s / {r_off.sync_wall_s:.1f} s")
+    assert r_on.options["idle_horizons"] == "on" and r_off.options["idle_horizons"] == "off"
+    assert r_off.rounds_sat_out == 0 < r_on.rounds_sat_out
+    assert r_on.rounds < r_off.rounds
+
+
+def test_a_16_vm_mesh_is_the_same_with_and_without_idle_horizons(prepared, tmp_path):
+    """16 VMs pinging each other in turn (most idle at any time, each with its own timers):
+    the same guest output and packets with idle horizons as with every VM in every round."""
+    plat, dep, opts = mesh(tmp_path, n=16, latency_s=0.001)
+    runs = {}
+    for horizons in ("on", "off"):
+        t0 = time.monotonic()
+        r = tansiv("run", plat, dep, "--out", tmp_path / horizons, *opts, "--idle-horizons",
+                   horizons, timeout=1200)
+        assert r.returncode == 0, r.stderr[-3000:]
+        runs[horizons] = RunRecord.load(tmp_path / horizons)
+        print(f"idle horizons {horizons}: {time.monotonic() - t0:.0f} s of wall time, "
+              f"{runs[horizons].rounds} rounds, {runs[horizons].rounds_sat_out} sat out")
+    assert guest_output(tmp_path / "on") == guest_output(tmp_path / "off")
+    assert len(guest_output(tmp_path / "on")) == 16
+    assert ((tmp_path / "on" / "packets.jsonl").read_bytes() ==
+            (tmp_path / "off" / "packets.jsonl").read_bytes())
+    assert len(read_jsonl(tmp_path / "on" / "packets.jsonl")) == 16 * 15 * 4 * 2
+    assert runs["on"].rounds_sat_out > 0
 
 
 def test_rtt_report(ping_runs):

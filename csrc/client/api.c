@@ -191,6 +191,27 @@ int vsg_poll(const struct vsg_context *context)
     return head == tail ? EAGAIN : 0;
 }
 
+int vsg_wait(const struct vsg_context *context, const struct timespec *timeout)
+{
+    struct vsg_context *ctx = CTX(context);
+    if (!ctx || (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
+                             timeout->tv_nsec >= 1000000000)))
+        return EINVAL;
+    if (atomic_load(&ctx->state) == TSV_STATE_INIT)
+        return ENOTCONN;
+    if (tsv_session_interrupting(ctx))
+        return EAGAIN;
+    uint64_t until = UINT64_MAX;
+    if (timeout) {
+        uint64_t now = tsv_session_now(ctx);
+        uint64_t ns = (uint64_t)timeout->tv_sec > (UINT64_MAX - now) / 1000000000u
+                          ? UINT64_MAX - now
+                          : (uint64_t)timeout->tv_sec * 1000000000u + (uint64_t)timeout->tv_nsec;
+        until = ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
+    }
+    return tsv_session_wait(ctx, until);
+}
+
 struct vsg_poll_send_cb *vsg_poll_send_callback_new(vsg_poll_send_cb callback, uintptr_t arg)
 {
     struct vsg_poll_send_cb *cb = malloc(sizeof(*cb));

@@ -173,6 +173,13 @@ static void leave(struct vsg_context *ctx, struct tsv_guard *guard)
     pthread_sigmask(SIG_SETMASK, &guard->mask, NULL);
 }
 
+/* Idle while its one thread waits in vsg_wait (session.c), until the date it waits for. */
+static uint64_t idle_until(struct vsg_context *ctx, uint64_t d)
+{
+    (void)d;
+    return atomic_load(&ctx->wait_until);
+}
+
 /* Mirrors the table of backend_qemu.c field for field, on purpose: a back end is this table
  * of its own functions; the logic both need is in session.c. */
 const struct tsv_backend tsv_default_backend = {
@@ -186,4 +193,5 @@ const struct tsv_backend tsv_default_backend = {
     .enter = enter,
     .leave = leave,
     .on_end = on_end,
+    .idle_until = idle_until,
 };

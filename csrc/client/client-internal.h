@@ -55,6 +55,13 @@ struct tsv_backend {
     void (*on_end)(struct vsg_context *ctx, int lost);
     /* Work done so far, for the round trace (QEMU: guest instructions); may be NULL. */
     uint64_t (*work)(struct vsg_context *ctx);
+    /* At the deadline d, with nothing received: a date after d before which the participant
+     * does nothing by itself (UINT64_MAX: none), or 0 if it may (idle horizons,
+     * tansiv-protocol.h). Called in the synchronization. */
+    uint64_t (*idle_until)(struct vsg_context *ctx, uint64_t d);
+    /* Stopped and idle, its virtual time jumps ahead by ns (the hub left it out of rounds);
+     * NULL if the time base's offset is all there is to it. */
+    void (*jump)(struct vsg_context *ctx, uint64_t ns);
 };
 
 enum tsv_state { TSV_STATE_INIT, TSV_STATE_RUNNING, TSV_STATE_ENDED, TSV_STATE_STOPPED };
@@ -110,6 +117,12 @@ struct vsg_context {
     uint32_t ring_cap;
     _Atomic uint32_t rx_head, rx_tail;
     _Atomic uint64_t rx_dropped;
+
+    /* vsg_wait: the date it waits until (0: nobody waits, or not alone in its process), and
+     * a count bumped (and futex-woken) by every synchronization, for its waiters. */
+    _Atomic uint64_t wait_until;
+    _Atomic uint32_t wake_gen;
+    _Atomic int waiters;
 };
 
 /* session.c */
@@ -134,6 +147,9 @@ void tsv_session_notify(struct vsg_context *ctx, int n);
 int tsv_session_send(struct vsg_context *ctx, uint32_t dst, uint32_t len, const uint8_t *msg,
                      int *delivered);
 void tsv_session_close(struct vsg_context *ctx);
+/* Waits until a message is in the receive queue (0), virtual time reaches until (ETIMEDOUT)
+ * or the session is over (EPIPE); see vsg_wait. */
+int tsv_session_wait(struct vsg_context *ctx, uint64_t until);
 /* Whether the caller runs in a signal handler that interrupted this thread's synchronization
  * (which holds the lock): it must not take the lock. Async-signal-safe. */
 int tsv_session_interrupting(struct vsg_context *ctx);

@@ -10,7 +10,10 @@
 #endif
 #define TSV_LOG_COMPONENT "client"
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -176,6 +179,42 @@ static void end_session(struct vsg_context *ctx, uint64_t at, int lost)
     atomic_store(&ctx->state, TSV_STATE_ENDED);
 }
 
+/* At the deadline d: the date before which this participant does nothing by itself, or 0.
+ * Something received and not yet read is something to do. */
+static uint64_t idle_date(struct vsg_context *ctx, uint64_t d)
+{
+    if (!ctx->backend->idle_until ||
+        atomic_load(&ctx->rx_head) != atomic_load_explicit(&ctx->rx_tail, memory_order_acquire))
+        return 0;
+    uint64_t u = ctx->backend->idle_until(ctx, d);
+    return u > d ? u : 0;
+}
+
+/* The hub left this idle participant out of rounds: its time jumps from *d to t, which must
+ * be before the date it said it was idle until. 0, or -1 (protocol error, logged). */
+static int jump(struct vsg_context *ctx, uint64_t *d, uint64_t idle, uint64_t t,
+                const char *what)
+{
+    if (!idle || t <= *d || t >= idle) {
+        TSV_LOG(TSV_ERROR, "protocol error from the coordinator: %s at %llu ns while stopped "
+                           "at the deadline %llu ns (idle until %llu ns)",
+                what, (unsigned long long)t, (unsigned long long)*d, (unsigned long long)idle);
+        return -1;
+    }
+    if (ctx->backend->jump)
+        ctx->backend->jump(ctx, t - *d);
+    *d = t;
+    return 0;
+}
+
+/* Wakes the threads in vsg_wait (async-signal-safe). */
+static void wake_waiters(struct vsg_context *ctx)
+{
+    atomic_fetch_add(&ctx->wake_gen, 1);
+    if (atomic_load(&ctx->waiters) > 0)
+        syscall(SYS_futex, &ctx->wake_gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
 /* Called under ctx->lock once virtual time reached the deadline (a call before that is
  * ignored). Blocks while the coordinator holds the simulation. Returns the number of messages
  * delivered (the state is ENDED if END came), or -1 when the coordinator went away or broke
@@ -190,7 +229,10 @@ static int synchronize(struct vsg_context *ctx)
         return 0; /* a stale or early signal */
 
     tsv_trace_reached(&ctx->trace);
-    if (tsv_hubconn_send(ctx, TSV_AT_DEADLINE, d, 0, NULL, 0)) {
+    uint64_t idle = idle_date(ctx, d);
+    struct tsv_date date = {.ns = idle};
+    if (tsv_hubconn_send(ctx, TSV_AT_DEADLINE, d, 0, idle ? &date : NULL,
+                         idle ? (uint32_t)sizeof(date) : 0)) {
         TSV_LOG(TSV_ERROR, "sending AT_DEADLINE(%llu): %s", (unsigned long long)d,
                 strerrordesc_np(errno)); /* strerror is not async-signal-safe */
         goto lost;
@@ -204,32 +246,38 @@ static int synchronize(struct vsg_context *ctx)
             goto lost;
         switch (h.type) {
         case TSV_DELIVER:
-            if (h.time != d) {
-                TSV_LOG(TSV_ERROR, "protocol error from the coordinator: delivery at %llu ns "
-                                   "while stopped at the deadline %llu ns",
-                        (unsigned long long)h.time, (unsigned long long)d);
+            if (h.time != d && jump(ctx, &d, idle, h.time, "delivery"))
                 goto lost;
-            }
             delivered += receive_delivery(ctx, &h);
             break;
-        case TSV_GOTO:
-            if (h.len != 0 || h.time <= d) {
+        case TSV_GOTO: {
+            struct tsv_date from = {.ns = d};
+            if (h.len == sizeof(from))
+                memcpy(&from, ctx->scratch, sizeof(from));
+            if ((h.len != 0 && h.len != sizeof(from)) || h.time <= from.ns) {
                 TSV_LOG(TSV_ERROR, "protocol error from the coordinator: GOTO(%llu ns, %u "
                                    "bytes) at the deadline %llu ns",
                         (unsigned long long)h.time, h.len, (unsigned long long)d);
                 goto lost;
             }
+            if (from.ns != d && jump(ctx, &d, idle, from.ns, "GOTO from"))
+                goto lost;
             uint64_t now = ctx->backend->clock_ns(ctx);
             /* Hide every ns spent since the deadline: virtual time resumes at d. */
             set_time_base(ctx, h.time, now - d);
             if (ctx->backend->arm(ctx, now - d + h.time))
                 goto lost;
             tsv_trace_resumed(&ctx->trace, d, ctx->backend->work ? ctx->backend->work(ctx) : 0);
+            wake_waiters(ctx);
             return delivered;
+        }
         case TSV_END:
+            if (h.time > d && idle && jump(ctx, &d, idle, h.time, "END"))
+                goto lost;
             TSV_LOG(TSV_INFO, "the coordinator ended the simulation at %llu ns",
                     (unsigned long long)d);
             end_session(ctx, d, 0);
+            wake_waiters(ctx);
             return delivered;
         default:
             TSV_LOG(TSV_ERROR, "protocol error from the coordinator: unexpected frame type %u "
@@ -239,6 +287,7 @@ static int synchronize(struct vsg_context *ctx)
     }
 lost:
     end_session(ctx, d, 1);
+    wake_waiters(ctx);
     return -1;
 }
 
@@ -319,10 +368,102 @@ void tsv_session_close(struct vsg_context *ctx)
         ctx->backend->stop(ctx);
         set_time_base(ctx, now, ctx->backend->clock_ns(ctx) - now);
         atomic_store(&ctx->state, TSV_STATE_STOPPED);
+        wake_waiters(ctx);
     }
     tsv_hubconn_close(ctx);
     if (ctx->fd >= 0) {
         close(ctx->fd);
         ctx->fd = -1;
     }
+}
+
+/* Whether this process runs one thread (/proc/self/stat's 20th field): only then does a
+ * thread waiting in vsg_wait mean the whole participant waits. */
+static int alone_in_process(void)
+{
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the command's name may hold anything */
+    long threads = 0;
+    /* After ") ": state is field 3; num_threads is field 20. */
+    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+                           "%*d %ld", &threads) == 1)
+        return threads == 1;
+    return 0;
+}
+
+/* The program's only thread waits beyond the deadline, with nothing received: nothing can
+ * happen to it before, so its time goes to the deadline at once and it synchronizes there,
+ * saying it is idle (a wait costs no real time). 1 if it did. */
+static int skip_to_deadline(struct vsg_context *ctx, uint64_t until)
+{
+    struct tsv_guard guard;
+    int n = -2; /* not tried */
+    ctx->backend->enter(ctx, &guard);
+    uint64_t d, raw;
+    read_time(ctx, &d, &raw);
+    if (atomic_load(&ctx->state) == TSV_STATE_RUNNING && raw < d && until >= d &&
+        atomic_load(&ctx->rx_head) ==
+            atomic_load_explicit(&ctx->rx_tail, memory_order_acquire)) {
+        atomic_store(&ctx->wait_until, until);
+        set_time_base(ctx, d, ctx->backend->clock_ns(ctx) - d);
+        atomic_store(&ctx->sync_tid, (int)syscall(SYS_gettid));
+        n = synchronize(ctx);
+        if (atomic_exchange(&ctx->stop_asked, 0))
+            tsv_session_close(ctx);
+        atomic_store(&ctx->sync_tid, 0);
+    }
+    ctx->backend->leave(ctx, &guard);
+    if (n == -2)
+        return 0;
+    tsv_session_notify(ctx, n > 0 ? n : 0); /* and on_end, if it ended */
+    return 1;
+}
+
+int tsv_session_wait(struct vsg_context *ctx, uint64_t until)
+{
+    int alone = alone_in_process();
+    int rc;
+    atomic_fetch_add(&ctx->waiters, 1);
+    for (;;) {
+        uint32_t gen = atomic_load(&ctx->wake_gen);
+        if (atomic_load(&ctx->rx_head) !=
+            atomic_load_explicit(&ctx->rx_tail, memory_order_acquire)) {
+            rc = 0;
+            break;
+        }
+        if (atomic_load(&ctx->state) != TSV_STATE_RUNNING) {
+            rc = EPIPE;
+            break;
+        }
+        uint64_t d, raw;
+        read_time(ctx, &d, &raw);
+        uint64_t now = raw < d ? raw : d;
+        if (now >= until) {
+            rc = ETIMEDOUT;
+            break;
+        }
+        if (alone && until >= d && raw < d && skip_to_deadline(ctx, until))
+            continue;
+        if (alone)
+            atomic_store(&ctx->wait_until, until);
+        /* Until the date in real time (virtual time runs with it), or a synchronization:
+         * past the deadline, only a synchronization moves time on. */
+        struct timespec ts, *tsp = NULL;
+        if (raw < d) {
+            uint64_t left = (until < d ? until : d) - raw;
+            ts.tv_sec = (time_t)(left / 1000000000u);
+            ts.tv_nsec = (long)(left % 1000000000u);
+            tsp = &ts;
+        }
+        syscall(SYS_futex, &ctx->wake_gen, FUTEX_WAIT_PRIVATE, gen, tsp, NULL, 0);
+    }
+    atomic_store(&ctx->wait_until, 0);
+    atomic_fetch_sub(&ctx->waiters, 1);
+    return rc;
 }

@@ -93,6 +93,14 @@ int vsg_recv(const struct vsg_context *context, uint32_t *src, uint32_t *dest, u
              uint8_t *msg);
 /* 0 if a message is waiting, EAGAIN otherwise. */
 int vsg_poll(const struct vsg_context *context);
+/* tansiv's own (not in TANSIV's API): waits until a message is waiting (returns 0), for at
+ * most *timeout of simulated time (NULL: no bound; then ETIMEDOUT), or until the simulation
+ * is over or stopped (EPIPE). Errors also: EINVAL, ENOTCONN, EAGAIN (from a signal handler
+ * during a synchronization). While a process's only thread waits here, the process tells
+ * the coordinator it does nothing before the timeout (idle horizons): rounds in which
+ * nothing reaches it go on without it, and its time jumps over them; a process with more
+ * threads waits the same way but does not say so (another thread may send). */
+int vsg_wait(const struct vsg_context *context, const struct timespec *timeout);
 /* Calls callback at once: sending is always possible. */
 void vsg_poll_send(const struct vsg_context *context, struct vsg_poll_send_cb *callback);
 

@@ -230,11 +230,13 @@ static const struct client_ops channel_ops = {
     .close = channel_close,
 };
 
-void channels_expect(struct tsv_hub *hub)
+void channels_expect(struct tsv_hub *hub, uint64_t deadline)
 {
     int running = 0;
-    for (int i = 0; i < hub->nclients; i++)
-        running += hub->clients[i]->state == C_IDLE && hub->clients[i]->channel;
+    for (int i = 0; i < hub->nclients; i++) {
+        const struct client *c = hub->clients[i];
+        running += c->state == C_IDLE && c->channel && !hub_sits_out(hub, c, deadline);
+    }
     if (running)
         atomic_store(&hub->shared->remaining, running);
 }

@@ -215,6 +215,11 @@ void hub_read(struct tsv_hub *hub, struct client *c)
 
 int hub_direct_go(struct tsv_hub *hub, struct client *c, uint64_t deadline)
 {
+    if (c->at < hub->barrier) { /* it sat out rounds: its time jumps to the barrier */
+        struct tsv_date from = {.ns = hub->barrier};
+        return hub_queue(hub, c, TSV_GOTO, deadline, 0, 0, (const uint8_t *)&from,
+                         sizeof(from));
+    }
     return hub_queue(hub, c, TSV_GOTO, deadline, 0, 0, NULL, 0);
 }
 

@@ -50,6 +50,7 @@ void hub_register(struct tsv_hub *hub, struct client *c, const struct client_ops
     c->addr = addr;
     c->role = role;
     c->state = C_IDLE;
+    c->at = hub->barrier;
     hub->alive++;
     char ip[INET_ADDRSTRLEN] = "?";
     struct in_addr a = {.s_addr = addr};
@@ -117,7 +118,8 @@ int hub_in_round(struct tsv_hub *hub, struct client *c, const struct tsv_header 
                  (unsigned long long)hub->barrier);
         return 0;
     }
-    if (h->type == TSV_AT_DEADLINE && (h->time != hub->deadline || h->len != 0)) {
+    if (h->type == TSV_AT_DEADLINE && (h->time != hub->deadline ||
+                                       (h->len != 0 && h->len != sizeof(struct tsv_date)))) {
         hub_fail(hub, c, "AT_DEADLINE(%llu ns, %u bytes) while the deadline is %llu ns",
                  (unsigned long long)h->time, h->len, (unsigned long long)hub->deadline);
         return 0;
@@ -190,8 +192,21 @@ void hub_on_send(struct tsv_hub *hub, struct client *c, const struct tsv_header 
     hub->stats.packets++;
 }
 
-void hub_at_deadline(struct tsv_hub *hub, struct client *c)
+void hub_at_deadline(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
+                     const uint8_t *payload)
 {
+    c->idle_until = 0;
+    if (h && h->len == sizeof(struct tsv_date)) {
+        struct tsv_date idle;
+        memcpy(&idle, payload, sizeof(idle));
+        if (idle.ns <= hub->deadline) {
+            hub_fail(hub, c, "said it is idle until %llu ns, not after its deadline %llu ns",
+                     (unsigned long long)idle.ns, (unsigned long long)hub->deadline);
+            return;
+        }
+        c->idle_until = idle.ns;
+    }
+    c->at = hub->deadline;
     c->state = C_IDLE;
     c->stopped_at = hub_now();
     hub->waiting--;
@@ -207,7 +222,7 @@ void hub_client_on_frame(struct tsv_hub *hub, struct client *c, const struct tsv
         hub_on_send(hub, c, h, payload);
         break;
     case TSV_AT_DEADLINE:
-        hub_at_deadline(hub, c);
+        hub_at_deadline(hub, c, h, payload);
         break;
     default:
         hub_fail(hub, c, "unexpected frame type %u", h->type);

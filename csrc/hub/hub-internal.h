@@ -77,6 +77,9 @@ struct client {
     uint64_t round_bytes, round_packets; /* sent in the current round (hub->limits) */
     uint64_t held_bytes, held_packets;   /* of its packets, held in slots (hub->limits) */
     uint64_t stopped_at, held_ns; /* when it reached the barrier; total time held there */
+    uint64_t at;          /* the deadline it reached last: behind the barrier if left idle */
+    uint64_t idle_until;  /* its AT_DEADLINE's idle date (protocol); 0: busy */
+    int due;              /* a DELIVER at the barrier is on its way: it runs the next round */
     struct buf in, out; /* out: frames for it, not yet written (to its socket or ring) */
     struct channel *channel; /* a channel client's shared memory (channel.c) */
     struct client *via;      /* a member's: its relay's connection, which carries its frames */
@@ -119,6 +122,7 @@ struct tsv_hub {
     int waiting;                /* clients yet to reach the deadline */
     uint64_t step, limit;       /* idle rounds: the slice after an idle one, and how far */
     int rounds_on;              /* rounds go on by themselves while idle (tsv_hub_run) */
+    int horizons;               /* idle clients left out of rounds (tsv_hub_set_horizons) */
 
     struct tsv_hub_packet *packets;
     int npackets, packets_cap;
@@ -199,8 +203,10 @@ int hub_in_round(struct tsv_hub *hub, struct client *c, const struct tsv_header 
 /* A SEND of client c (direct, or a member through its relay). */
 void hub_on_send(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
                  const uint8_t *payload);
-/* Reached the deadline. */
-void hub_at_deadline(struct tsv_hub *hub, struct client *c);
+/* Reached the deadline; h (may be NULL) and payload: its AT_DEADLINE, which may say until
+ * when it is idle. */
+void hub_at_deadline(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
+                     const uint8_t *payload);
 /* A frame of a socket or channel client. */
 void hub_client_on_frame(struct tsv_hub *hub, struct client *c, const struct tsv_header *h,
                          const uint8_t *payload);
@@ -215,6 +221,9 @@ void hub_stop_listening(struct tsv_hub *hub);
 /* rounds.c */
 /* The round ended: its packets in order, the barrier moved. */
 void hub_end_round(struct tsv_hub *hub);
+/* Whether c, stopped, sits out the round to deadline: it said it is idle beyond it and
+ * nothing is delivered to it at the barrier. */
+int hub_sits_out(const struct tsv_hub *hub, const struct client *c, uint64_t deadline);
 
 /* relayconn.c */
 /* A HELLO with role TSV_ROLE_RELAY: c becomes a relay's connection. */
@@ -233,7 +242,7 @@ void channels_free(struct tsv_hub *hub);
 int channel_offer(struct tsv_hub *hub, struct client *c, const struct tsv_header *hello);
 /* A round starts: the participants on channels stopped at the barrier will report reaching
  * its deadline (set before their GOTO, which puts them in their rings, waking each). */
-void channels_expect(struct tsv_hub *hub);
+void channels_expect(struct tsv_hub *hub, uint64_t deadline);
 /* The hub's eventfd fired: drains every channel, moves pending frames along. */
 void channels_service(struct tsv_hub *hub);
 

@@ -106,7 +106,7 @@ static void relay_on_frame(struct tsv_hub *hub, struct client *r, const struct t
         for (int i = 0; i < hub->nclients; i++) {
             struct client *m = hub->clients[i];
             if (m->via == r && m->state == C_RUNNING)
-                hub_at_deadline(hub, m);
+                hub_at_deadline(hub, m, NULL, NULL);
         }
         r->state = C_IDLE;
         return;

@@ -1,6 +1,17 @@
 /* Rounds: the slice [barrier, deadline) granted to every client stopped at the barrier, the
  * wait for all of them to reach the deadline, the round's packets in order; deliveries at the
- * barrier between rounds; the run's END. */
+ * barrier between rounds; the run's END.
+ *
+ * Idle horizons (tsv_hub_set_horizons): a client that said, at its deadline, that it does
+ * nothing by itself before a date U sits out the rounds that end before U, unless a packet is
+ * delivered to it; it stays at the deadline it reached, and its time jumps to the barrier
+ * when it is woken (tansiv-protocol.h). The next round then ends at the earliest date anyone
+ * can act, plus the lookahead (a packet sent then arrives no earlier); if nobody can act at
+ * the barrier, a round everybody sits out (no GOTO: it costs nothing) first takes the run to
+ * 1 ns before that date. A run of idle participants goes from timer to timer, not lookahead
+ * to lookahead. Exact: a client sits out only rounds that end strictly before its own date,
+ * so its first instruction after the wait comes at the date it would have come at in every
+ * round. */
 #define TSV_LOG_COMPONENT "hub"
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -8,17 +19,63 @@
 #include "hub-internal.h"
 
 /* Starts the slice [barrier, deadline) for every client stopped at the barrier. */
+void tsv_hub_set_horizons(struct tsv_hub *hub, int on)
+{
+    hub->horizons = on != 0;
+}
+
+int hub_sits_out(const struct tsv_hub *hub, const struct client *c, uint64_t deadline)
+{
+    return hub->horizons && c->idle_until > deadline && !c->due;
+}
+
+uint64_t tsv_hub_idle_until(const struct tsv_hub *hub)
+{
+    uint64_t earliest = UINT64_MAX;
+    for (int i = 0; i < hub->nclients; i++) {
+        const struct client *c = hub->clients[i];
+        if (c->state == C_DEAD)
+            continue;
+        uint64_t from = c->state == C_IDLE && hub_sits_out(hub, c, hub->barrier)
+                            ? c->idle_until : hub->barrier;
+        if (from < earliest)
+            earliest = from;
+    }
+    return earliest;
+}
+
+/* The end of the round after the barrier, given how far the run goes (limit) and the
+ * lookahead (step): the earliest date a client can act, plus step (what it sends then
+ * arrives no earlier). */
+static uint64_t next_deadline(const struct tsv_hub *hub, uint64_t step, uint64_t limit)
+{
+    uint64_t earliest = tsv_hub_idle_until(hub);
+    /* Nobody can act before earliest: a round that every client sits out (it costs no
+     * GOTO) takes the run to just before it, so that those who then wake jump there. */
+    if (earliest != UINT64_MAX && earliest > hub->barrier + 1)
+        return earliest - 1 < limit ? earliest - 1 : limit;
+    if (limit < step || earliest > limit - step)
+        return limit;
+    return earliest + step;
+}
+
 static void start_round(struct tsv_hub *hub, uint64_t deadline)
 {
     hub->barrier = hub->deadline;
     hub->deadline = deadline;
     hub->npackets = 0;
     hub->seq = 0;
-    channels_expect(hub); /* before any GOTO: they may reach D at once */
+    channels_expect(hub, deadline); /* before any GOTO: they may reach D at once */
     for (int i = 0; i < hub->nclients; i++) {
         struct client *c = hub->clients[i];
         if (c->state != C_IDLE)
             continue;
+        if (hub_sits_out(hub, c, deadline)) {
+            hub->stats.sat_out++;
+            continue;
+        }
+        c->due = 0;
+        c->idle_until = 0;
         c->round_bytes = c->round_packets = 0;
         c->reached = 0;
         if (c->ops->go(hub, c, deadline))
@@ -55,6 +112,11 @@ int tsv_hub_run(struct tsv_hub *hub, uint64_t deadline, uint64_t step, uint64_t 
 {
     if (check_goto(hub, deadline))
         return -1;
+    if (hub->horizons && step > 0) { /* the caller's deadline is the lookahead's */
+        uint64_t later = next_deadline(hub, step, limit);
+        if (later > deadline)
+            deadline = later;
+    }
     struct span span = hub_span_begin(hub);
     hub->step = step;
     hub->limit = limit;
@@ -117,8 +179,7 @@ int tsv_hub_wait(struct tsv_hub *hub, int timeout_ms)
         hub_end_round(hub);
         if (!goes_on(hub, events_before))
             break;
-        uint64_t next = hub->barrier + hub->step;
-        start_round(hub, next < hub->limit ? next : hub->limit);
+        start_round(hub, next_deadline(hub, hub->step, hub->limit));
         if (hub_remaining_ms(end) == 0) { /* the caller's turn; the round goes on meanwhile */
             rc = 0;
             break;
@@ -154,6 +215,7 @@ int tsv_hub_inject(struct tsv_hub *hub, int client, uint64_t time, uint32_t src,
     }
     struct span span = hub_span_begin(hub);
     struct client *c = hub->clients[client];
+    c->due = 1;
     c->ops->deliver(hub, c, time, src, dst, data, len);
     hub_span_end(hub, span);
     return 0;

@@ -47,6 +47,7 @@ struct tsv_hub_stats {
     uint64_t busy_ns; /* wall time inside hub calls, not blocked */
     uint64_t cpu_ns;  /* the hub's CPU time inside its calls (busy_ns minus preemption) */
     uint64_t wait_ns; /* blocked waiting for participants */
+    uint64_t sat_out; /* rounds clients sat out, idle (tsv_hub_set_horizons), summed */
 };
 
 /* Listens on a Unix socket path or on tcp:HOST:PORT. NULL on error, with the reason in
@@ -116,6 +117,14 @@ int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline);
  * client came or went) before `limit`, the next, `step` ns longer (at most to limit), without
  * returning to the caller: the coordinator is needed only when something happens. */
 int tsv_hub_run(struct tsv_hub *hub, uint64_t deadline, uint64_t step, uint64_t limit);
+/* Idle horizons (rounds.c, tansiv-protocol.h): on, a client that said it is idle until a
+ * date sits out the rounds that end before it (unless a packet is delivered to it), and
+ * tsv_hub_run's rounds end at the earliest date anyone can act plus the step. Off by
+ * default; the same run either way. */
+void tsv_hub_set_horizons(struct tsv_hub *hub, int on);
+/* The earliest date a live client may act by itself: the barrier, unless every one said it
+ * is idle beyond it (UINT64_MAX: every one waits for a packet). */
+uint64_t tsv_hub_idle_until(const struct tsv_hub *hub);
 /* Gathers until every live client reached the deadline (of the run's last round): 1 when all
  * did, 0 on timeout (call again: the rounds go on), -1 on error. Clients that fail or leave are
  * dropped from the round (events). */

@@ -14,6 +14,14 @@
  *   hub -> client   DELIVER(t)   a packet delivered at t == the client's current time (a barrier)
  *   hub -> client   GOTO(D') ... or END (the simulation is over)
  *
+ * Idle horizons: an AT_DEADLINE may carry 8 bytes, a date U > D (UINT64_MAX: none) before
+ * which the client does nothing by itself (a halted VM: its earliest timer; a process: waiting
+ * in vsg_wait), unless a packet is delivered to it. The hub may then leave it at D for rounds
+ * in which nothing reaches it, as long as they end before U (it gets no GOTO meanwhile). When
+ * it wakes it, at a barrier B > D, the client's time jumps from D to B (nothing happened to it
+ * in between): the DELIVERs carry B, and the GOTO 8 bytes, B (END's time is B as always). A
+ * client that did not say it was idle never gets a date other than its own.
+ *
  * Shared-memory channel (a local participant, on the Unix socket): the HELLO's header.flags has
  * TSV_HELLO_CHANNEL; the hub may answer CHANNEL (payload struct tsv_channel, and three file
  * descriptors: the barrier's memory, the channel's memory, the hub's eventfd; common/shm.h).
@@ -51,7 +59,7 @@
 #include <stdint.h>
 
 #define TSV_MAGIC 0x5653544e
-#define TSV_VERSION 3
+#define TSV_VERSION 4
 #define TSV_HEADER_SIZE 24
 #define TSV_MAX_PAYLOAD 65536
 #define TSV_SECRET_SIZE 16
@@ -105,6 +113,11 @@ struct tsv_member {
     uint32_t pid; /* on the relay's node */
     uint16_t role; /* enum tsv_role (process or VM) */
     uint16_t reserved;
+};
+
+/* AT_DEADLINE's payload when idle; GOTO's when the client was left behind (see the top). */
+struct tsv_date {
+    uint64_t ns;
 };
 
 /* CHANNEL's payload. */

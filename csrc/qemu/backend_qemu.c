@@ -17,7 +17,14 @@
  * instant, QEMU's order of the two callbacks is the main loop's to keep). Our timer carries an
  * attribute bit of its own, so that the earliest of the others can be asked for.
  * TANSIV_IDLE_WARP=0 in the environment turns this off, for measuring what it saves
- * (bench/round_breakdown.py); runs are bit-identical with and without. */
+ * (bench/round_breakdown.py); runs are bit-identical with and without.
+ *
+ * Idle horizons (tansiv-protocol.h): at a deadline, an idle guest (every vCPU halted, no
+ * instructions unaccounted) tells the hub the date of its earliest virtual timer, before
+ * which only a delivered packet can wake it. The hub may leave it out of rounds until then;
+ * when it wakes it, virtual time jumps (icount's bias, as the warp above) to the barrier.
+ * TANSIV_IDLE_HORIZON=0 turns it off: guests whose idle time follows the host's (icount
+ * sleep=on) or that wait for host I/O (disks) must not say they are idle. */
 #include "qemu/osdep.h"
 #include "hw/core/cpu.h"
 #include "qemu/error-report.h"
@@ -32,7 +39,8 @@
 
 struct qemu_data {
     QEMUTimer *timer;
-    bool idle_warp; /* see the top of the file */
+    bool idle_warp;    /* see the top of the file */
+    bool idle_horizon; /* likewise */
 };
 
 static uint64_t clock_ns(struct vsg_context *ctx)
@@ -46,26 +54,63 @@ static uint64_t clock_ns(struct vsg_context *ctx)
 #define TSV_TIMER_ATTR ((int)BIT(1))
 QEMU_BUILD_BUG_ON(TSV_TIMER_ATTR & QEMU_TIMER_ATTR_EXTERNAL);
 
-/* If the guest is idle and our deadline is strictly the earliest virtual timer, moves virtual
- * time to it (as icount_start_warp_timer does with sleep=off) and says so. */
-static bool warp_to_deadline(struct qemu_data *qd)
+/* Every vCPU halted, with no instructions not yet in icount (the clock would be behind). */
+static bool guest_idle(void)
 {
     CPUState *cpu;
-    if (!all_cpu_threads_idle() || !timer_pending(qd->timer))
+    if (!all_cpu_threads_idle())
         return false;
-    CPU_FOREACH(cpu) /* instructions not yet in icount: the clock would be behind */
+    CPU_FOREACH(cpu)
         if (qatomic_read(&cpu->icount_budget))
             return false;
+    return true;
+}
+
+/* ns to the earliest virtual timer but ours (-1: none). */
+static int64_t others_ns(void)
+{
+    return qemu_clock_deadline_ns_all(QEMU_CLOCK_VIRTUAL,
+                                      ~(QEMU_TIMER_ATTR_EXTERNAL | TSV_TIMER_ATTR));
+}
+
+/* Moves virtual time on by ns, as icount_start_warp_timer does with sleep=off. */
+static void warp(int64_t ns)
+{
+    seqlock_write_lock(&timers_state.vm_clock_seqlock, &timers_state.vm_clock_lock);
+    qatomic_set_i64(&timers_state.qemu_icount_bias, timers_state.qemu_icount_bias + ns);
+    seqlock_write_unlock(&timers_state.vm_clock_seqlock, &timers_state.vm_clock_lock);
+}
+
+/* If the guest is idle and our deadline is strictly the earliest virtual timer, moves virtual
+ * time to it and says so. */
+static bool warp_to_deadline(struct qemu_data *qd)
+{
+    if (!timer_pending(qd->timer) || !guest_idle())
+        return false;
     int64_t now = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
     int64_t ours = (int64_t)timer_expire_time_ns(qd->timer) - now;
-    int64_t others = qemu_clock_deadline_ns_all(QEMU_CLOCK_VIRTUAL,
-                                                ~(QEMU_TIMER_ATTR_EXTERNAL | TSV_TIMER_ATTR));
+    int64_t others = others_ns();
     if (ours <= 0 || (others >= 0 && others <= ours))
         return false;
-    seqlock_write_lock(&timers_state.vm_clock_seqlock, &timers_state.vm_clock_lock);
-    qatomic_set_i64(&timers_state.qemu_icount_bias, timers_state.qemu_icount_bias + ours);
-    seqlock_write_unlock(&timers_state.vm_clock_seqlock, &timers_state.vm_clock_lock);
+    warp(ours);
     return true;
+}
+
+static uint64_t idle_until(struct vsg_context *ctx, uint64_t d)
+{
+    struct qemu_data *qd = ctx->backend_data;
+    if (!qd->idle_horizon || !guest_idle())
+        return 0;
+    int64_t others = others_ns();
+    if (others < 0)
+        return UINT64_MAX;
+    return others > 0 && (uint64_t)others < UINT64_MAX - d ? d + (uint64_t)others : 0;
+}
+
+static void jump(struct vsg_context *ctx, uint64_t ns)
+{
+    (void)ctx;
+    warp((int64_t)ns);
 }
 
 static void on_deadline(void *opaque)
@@ -84,8 +129,10 @@ static int start(struct vsg_context *ctx)
     struct qemu_data *qd = g_new0(struct qemu_data, 1);
     qd->timer = timer_new_full(NULL, QEMU_CLOCK_VIRTUAL, SCALE_NS, TSV_TIMER_ATTR, on_deadline,
                                ctx);
-    const char *warp = getenv("TANSIV_IDLE_WARP");
-    qd->idle_warp = !(warp && strcmp(warp, "0") == 0);
+    const char *warp_env = getenv("TANSIV_IDLE_WARP");
+    qd->idle_warp = !(warp_env && strcmp(warp_env, "0") == 0);
+    const char *horizon = getenv("TANSIV_IDLE_HORIZON");
+    qd->idle_horizon = !(horizon && strcmp(horizon, "0") == 0);
     ctx->backend_data = qd;
     return 0;
 }
@@ -159,4 +206,6 @@ const struct tsv_backend tsv_default_backend = {
     .leave = leave,
     .on_end = on_end,
     .work = work,
+    .idle_until = idle_until,
+    .jump = jump,
 };

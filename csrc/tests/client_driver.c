@@ -15,6 +15,7 @@
  *   time               the current virtual time
  *   mask               block real-time signals (the process back end's deadline signal)
  *   sleep:MS           nanosleep MS milliseconds of real time (deadlines fire meanwhile)
+ *   vwait:US|-         vsg_wait for at most US microseconds of simulated time (-: no bound)
  *   stop               vsg_stop
  */
 #include <arpa/inet.h>
@@ -59,6 +60,7 @@ static const char *errname(int e)
     case EAGAIN: return "EAGAIN";
     case EMSGSIZE: return "EMSGSIZE";
     case EPIPE: return "EPIPE";
+    case ETIMEDOUT: return "ETIMEDOUT";
     case ENOTCONN: return "ENOTCONN";
     case EALREADY: return "EALREADY";
     case EPROTO: return "EPROTO";
@@ -189,6 +191,12 @@ static int do_run(int argc, char **argv)
             while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
             printf("{\"op\": \"sleep\", \"vt_us\": %lld}\n", now_us(ctx));
+        } else if (strncmp(step, "vwait:", 6) == 0) {
+            long long us = atoll(step + 6);
+            struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
+            int rc = vsg_wait(ctx, strcmp(step + 6, "-") == 0 ? NULL : &ts);
+            printf("{\"op\": \"vwait\", \"rc\": \"%s\", \"vt_us\": %lld}\n", errname(rc),
+                   now_us(ctx));
         } else if (strcmp(step, "stop") == 0) {
             printf("{\"op\": \"stop\", \"rc\": \"%s\"}\n", errname(vsg_stop(ctx)));
         } else {

@@ -2,8 +2,9 @@
  *
  *   idle SOCKET [vsg options] -- UNTIL_US
  *
- * Sleeps (real time) until its simulated clock reaches UNTIL_US, then leaves. */
-#include <time.h>
+ * Waits in vsg_wait until its simulated clock reaches UNTIL_US, then leaves: the coordinator
+ * knows it does nothing before (idle horizons). */
+#include <errno.h>
 
 #include "vsg-program.h"
 
@@ -15,7 +16,11 @@ int main(int argc, char *argv[])
     long long until = atoll(args.argv[0]);
     for (long long left; (left = until - vsg_program_now_us(ctx)) > 0;) {
         struct timespec ts = {.tv_sec = left / 1000000, .tv_nsec = (left % 1000000) * 1000};
-        nanosleep(&ts, NULL); /* cut short by deadlines: the loop reads the clock again */
+        if (vsg_wait(ctx, &ts) == EPIPE)
+            break;
+        uint32_t len = 0; /* nothing is sent to it; whatever comes is dropped */
+        while (vsg_recv(ctx, NULL, NULL, &len, NULL) != EAGAIN)
+            len = 0;
     }
     vsg_stop(ctx);
     vsg_cleanup(ctx);

@@ -8,21 +8,11 @@
  * from the deployment. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <vsg-program.h>
-
-static sem_t arrived;
-
-/* Runs in the deadline signal handler: only async-signal-safe work. */
-static void on_message(uintptr_t arg)
-{
-    (void)arg;
-    sem_post(&arrived);
-}
 
 static void die(const char *what, int err)
 {
@@ -30,12 +20,19 @@ static void die(const char *what, int err)
     exit(1);
 }
 
-static void wait_message(const struct vsg_context *ctx, uint8_t *buf, uint32_t *len)
+/* vsg_wait, not a semaphore posted by the receive callback: the coordinator then knows this
+ * participant does nothing until a message comes (idle horizons). */
+static void wait_message(const struct vsg_context *ctx, uint8_t *buf, uint32_t *len,
+                         int is_client)
 {
-    while (sem_wait(&arrived) < 0)
-        if (errno != EINTR)
-            die("sem_wait", errno);
-    int rc = vsg_recv(ctx, NULL, NULL, len, buf);
+    int rc = vsg_wait(ctx, NULL);
+    if (rc == EPIPE && !is_client) { /* a server's way out */
+        fprintf(stderr, "pingpong: the simulation ended\n");
+        exit(0);
+    }
+    if (rc)
+        die("vsg_wait", rc);
+    rc = vsg_recv(ctx, NULL, NULL, len, buf);
     if (rc)
         die("vsg_recv", rc);
 }
@@ -43,10 +40,9 @@ static void wait_message(const struct vsg_context *ctx, uint8_t *buf, uint32_t *
 int main(int argc, char *argv[])
 {
     struct vsg_program_args args;
-    sem_init(&arrived, 0, 0);
     struct vsg_context *ctx = vsg_program_init(
         argc, argv, "pingpong SOCKET [vsg options] -- client|server PEER [COUNT [SIZE]]",
-        on_message, &args);
+        NULL, &args);
     if (!ctx)
         die("vsg_init", errno);
     if (args.argc < 2) {
@@ -83,7 +79,7 @@ int main(int argc, char *argv[])
             if (rc)
                 die("vsg_send", rc);
             uint32_t len = sizeof(buf);
-            wait_message(ctx, buf, &len);
+            wait_message(ctx, buf, &len, is_client);
             long long t1 = vsg_program_now_us(ctx);
             printf("{\"event\": \"rtt\", \"seq\": %d, \"size\": %u, \"peer\": \"%s\", "
                    "\"send_us\": %lld, \"rtt_us\": %lld}\n",
@@ -91,7 +87,7 @@ int main(int argc, char *argv[])
             fflush(stdout);
         } else {
             uint32_t len = sizeof(buf);
-            wait_message(ctx, buf, &len);
+            wait_message(ctx, buf, &len, is_client);
             int rc = vsg_send(ctx, peer.s_addr, len, buf);
             if (rc)
                 die("vsg_send", rc);

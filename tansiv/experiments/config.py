@@ -8,7 +8,7 @@ import yaml
 
 from .. import paths, units
 from ..errors import InputError
-from ..run.choices import NETWORKS, QUEUES, TRANSPORTS
+from ..run.choices import IDLE_HORIZONS, NETWORKS, QUEUES, TRANSPORTS
 from ..vm.user_images import ImageSpec
 from .modes import MODES
 from .tables import columns
@@ -50,6 +50,7 @@ def schema(config: dict = None) -> dict:
     sweep["modes"]["items"]["enum"] = list(MODES)
     sweep["transports"]["items"]["enum"] = list(TRANSPORTS)
     sweep["network"] = {**sweep["network"], "items": {"enum": list(NETWORKS)}}
+    sweep["idle_horizons"] = {**sweep["idle_horizons"], "items": {"enum": list(IDLE_HORIZONS)}}
     sweep["queue_size"]["items"]["pattern"] = units.QUEUE_SIZE_PATTERN
     sweep["queue"] = {**sweep["queue"], "items": {"enum": list(QUEUES)}}
     workloads = registry(config)

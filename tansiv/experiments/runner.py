@@ -60,9 +60,9 @@ def command(exp: dict, p: Plan, platform: Path, dep: Path, run_dir: Path) -> lis
         if exp.get("nodes", 1) > 1:
             # Across the nodes of the job's allocation (the SLURM profile asks for them).
             args += ["--launcher", "slurm"]
-        for flag in ("network", "queue", "seed"):
+        for flag in ("network", "idle_horizons", "queue", "seed"):
             if exp.get(flag) is not None:
-                args += [f"--{flag}", exp[flag]]
+                args += [f"--{flag.replace('_', '-')}", exp[flag]]
     else:
         args += ["--timeout", exp["timeout_s"]]
     if mode.name == "netem":

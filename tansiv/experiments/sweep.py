@@ -2,8 +2,8 @@
 tansiv/experiments/config.py) expanded into experiments, each a dict of plain values with an
 id (the fields of Experiment).
 
-A sweep crosses its lists (modes, transports, nodes, network, queue, queue_size, loss, seed,
-latency, bandwidth, n, lookahead) and repeats each point `repetitions` times; `defaults`, then BUILTIN_DEFAULTS, fill what a sweep
+A sweep crosses its lists (modes, transports, nodes, network, idle_horizons, queue,
+queue_size, loss, seed, latency, bandwidth, n, lookahead) and repeats each point `repetitions` times; `defaults`, then BUILTIN_DEFAULTS, fill what a sweep
 leaves out, and the workload's own defaults what its parameter block leaves out."""
 
 import itertools
@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from .. import units
 from ..errors import InputError
-from ..run.choices import NETWORKS, TRANSPORTS
+from ..run.choices import IDLE_HORIZONS, NETWORKS, TRANSPORTS
 from .modes import MODES
 from .workloads import registry
 
@@ -47,6 +47,7 @@ class Experiment:
     lookahead: str
     lookahead_ns: int
     network: str              # tansiv run --network (None: a mode without a coordinator)
+    idle_horizons: str        # tansiv run --idle-horizons (None: likewise)
     queue: str                # ns3: every link's queue (None: the model's default)
     queue_size: str           # ns3 and netem: each link direction's buffer (None: default)
     loss: float               # ns3 and netem: each link's loss probability (None: 0)
@@ -86,16 +87,17 @@ def expand(config: dict) -> dict:
         lookaheads = sweep.get("lookahead", [None])
         if w.needs_lookahead and lookaheads == [None]:
             raise InputError(f"{where}: the {w.name} workload needs a lookahead list")
-        coupled = [(t, k, net) for t in sweep.get("transports", [TRANSPORTS[0]])
-                   for k in sweep.get("nodes", [1])
-                   for net in sweep.get("network", [NETWORKS[0]])]
-        points = [(mode, t, k, net) for mode in sweep["modes"]
-                  for t, k, net in (coupled if MODES[mode].command == "run"
-                                    else [(None, 1, None)])]
+        coupled = list(itertools.product(sweep.get("transports", [TRANSPORTS[0]]),
+                                         sweep.get("nodes", [1]),
+                                         sweep.get("network", [NETWORKS[0]]),
+                                         sweep.get("idle_horizons", [IDLE_HORIZONS[0]])))
+        points = [(mode, *c) for mode in sweep["modes"]
+                  for c in (coupled if MODES[mode].command == "run"
+                            else [(None, 1, None, None)])]
         impairments = list(itertools.product(
             sweep.get("queue", [None]), sweep.get("queue_size", [None]),
             sweep.get("loss", [None]), sweep.get("seed", [None])))
-        for (mode, transport, k, net), (queue, qsize, loss, seed), lat, bw, n, la in \
+        for (mode, transport, k, net, horizons), (queue, qsize, loss, seed), lat, bw, n, la in \
                 itertools.product(points, impairments, sweep["latency"], sweep["bandwidth"],
                                   sweep["n"], lookaheads):
             if net == NETWORKS[0] and (queue or qsize or loss):
@@ -132,6 +134,8 @@ def expand(config: dict) -> dict:
                     parts.append(f"la{_slug(la)}")
                 if net not in (None, NETWORKS[0]):
                     parts.append(net)
+                if horizons not in (None, IDLE_HORIZONS[0]):
+                    parts.append(f"horizons{horizons}")
                 for key, value in (("q", queue), ("qs", qsize), ("loss", loss),
                                    ("seed", seed)):
                     if value is not None:
@@ -144,7 +148,7 @@ def expand(config: dict) -> dict:
                     left=left, latency=lat, latency_ns=latency_ns, bandwidth=bw,
                     bandwidth_Bps=bandwidth_Bps, lookahead=la,
                     lookahead_ns=units.step_ns(la, f"{where}.lookahead") if la else None,
-                    network=net, queue=queue, queue_size=qsize, loss=loss, seed=seed,
+                    network=net, idle_horizons=horizons, queue=queue, queue_size=qsize, loss=loss, seed=seed,
                     rep=rep, params={**w.defaults(), **(sweep.get(w.name) or {})},
                     definition=definition, netem_where=config.get("netem_where", "auto"),
                     pcap=sweep.get("pcap", False),

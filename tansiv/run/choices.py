@@ -6,6 +6,7 @@ TRANSPORTS = ("shm", "socket")   # how local participants speak to the hub
 ON_STALL = ("fail", "remove")    # what a stalled participant does to the run
 LAUNCHERS = ("local", "slurm")   # where participants run
 NETWORKS = ("simgrid", "ns3")    # SimGrid's flow model, or ns-3's packets (tansiv/run/ns3.py)
+IDLE_HORIZONS = ("on", "off")    # idle participants sit out rounds (csrc/hub/rounds.c)
 
 
 def _queues() -> tuple:

@@ -17,7 +17,7 @@ from .. import units
 from ..procs import describe_exit
 from . import hub as hubmod
 from . import consoles, pcap, protocol, routes
-from .choices import LAUNCHERS, NETWORKS, ON_STALL, TRANSPORTS
+from .choices import IDLE_HORIZONS, LAUNCHERS, NETWORKS, ON_STALL, TRANSPORTS
 from .participants import Participant, Participants, RunError, cap_consoles
 from .platform import Network
 from .record import RunRecord
@@ -52,6 +52,7 @@ class Options:
     pcap: bool = False              # write what each participant sent and received (pcap/)
     transport: str = TRANSPORTS[0]  # local participants: shared-memory channels, or sockets
     ring_size: int = RING_SIZE      # bytes of each ring of a channel
+    idle_horizons: str = IDLE_HORIZONS[0]  # idle participants sit out rounds
     stall_s: float = STALL_S        # wall seconds a round may wait for a participant
     on_stall: str = ON_STALL[0]     # fail the run, or remove the stalled participants
     # The hub's bounds on one participant (tsv_hub_limits): going over one removes it.
@@ -225,6 +226,10 @@ class Coordinator:
             horizon = min(NEVER if nxt is None else nxt, NEVER if until is None else until)
             t1 = perf()
             self.timing.simgrid += t1 - t0
+            if horizon == NEVER and hub.idle_until() == NEVER:
+                log.info("every participant waits for a packet and none is in flight: "
+                         "nothing can happen any more; ending the simulation at %d ns", T)
+                break
 
             hub.run(min(T + self.lookahead_ns, horizon), self.lookahead_ns, horizon)
             while not hub.wait(WAIT_SLICE_MS):
@@ -434,6 +439,7 @@ class Coordinator:
         r.simulated_s_per_wall_s = (units.to_seconds(r.simulated_ns) / r.sync_wall_s
                                     if r.sync_wall_s > 0 else None)
         r.rounds = stats["rounds"]
+        r.rounds_sat_out = stats["sat_out"]
         r.lookahead_ns = self.lookahead_ns
         r.packets_delivered, r.packets_dropped = self.delivered, self.dropped
         r.packets_late = self.late

@@ -134,6 +134,15 @@ class Hub:
         self._lib.tsv_hub_set_limits(self._h, ffi.new("struct tsv_hub_limits *",
                                                       {**LIMITS, **limits}))
 
+    def set_horizons(self, on: bool) -> None:
+        """Idle participants sit out rounds (tsv_hub_set_horizons)."""
+        self._lib.tsv_hub_set_horizons(self._h, int(on))
+
+    def idle_until(self) -> int:
+        """The earliest date a participant may act by itself (2**64 - 1: all wait for a
+        packet)."""
+        return self._lib.tsv_hub_idle_until(self._h)
+
     def client_channel(self, i: int) -> bool:
         return bool(self._lib.tsv_hub_client_channel(self._h, i))
 
@@ -189,9 +198,7 @@ class Hub:
     def stats(self) -> dict:
         s = ffi.new("struct tsv_hub_stats *")
         self._lib.tsv_hub_get_stats(self._h, s)
-        return {k: getattr(s, k) for k in
-                ("rounds", "packets", "bytes_in", "bytes_out", "busy_ns", "cpu_ns",
-                          "wait_ns")}
+        return {k: getattr(s, k) for k, _ in ffi.typeof("struct tsv_hub_stats").fields}
 
     def payloads_held(self) -> int:
         return self._lib.tsv_hub_payloads_held(self._h)

@@ -60,6 +60,7 @@ class RunRecord:
     sync_wall_s: float = None          # wall time of the synchronization loop
     simulated_s_per_wall_s: float = None
     rounds: int = None
+    rounds_sat_out: int = None         # rounds participants sat out, idle (summed over them)
     lookahead_ns: int = None
     packets_delivered: int = None
     packets_dropped: int = None

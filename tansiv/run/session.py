@@ -181,6 +181,7 @@ def run(inputs: Inputs, out: Path, options: Options = None) -> RunRecord:
         cleanup.callback(hub.close)
         cleanup.callback(_terminate, members)
         hub.set_limits(**options.hub_limits())
+        hub.set_horizons(options.idle_horizons == "on")
         if remote:
             from . import slurm
             hub.listen_tcp(f"tcp:{slurm.listen_host(alloc)}:0")

@@ -98,9 +98,12 @@ def opt(value) -> str:
 
 def _machine(qemu: Path, memory_mb: int, kernel: Path, initrd: Path) -> list:
     """Every VM's start: one vCPU on a PC, no default devices, the console on stdout. qemu:
-    the folder of QEMU with tantap (VMBuild.qemu)."""
+    the folder of QEMU with tantap (VMBuild.qemu). No HPET: Linux makes it its broadcast
+    clock event, and QEMU's model of it then runs a virtual timer every tick of an idle
+    guest (4 ms), which no interrupt needs: without it, an idle guest's next timer is its
+    own (idle horizons, csrc/qemu/backend_qemu.c)."""
     return [str(qemu / "bin" / "qemu-system-x86_64"),
-            "-M", "pc", "-m", str(memory_mb), "-smp", "1",
+            "-M", "pc,hpet=off", "-m", str(memory_mb), "-smp", "1",
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-L", str(qemu / "share" / "qemu"),
             "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
