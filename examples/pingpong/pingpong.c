@@ -22,12 +22,12 @@ static void die(const char *what, int err)
 
 /* vsg_wait, not a semaphore posted by the receive callback: the coordinator then knows this
  * participant does nothing until a message comes (idle horizons). */
-static void wait_message(const struct vsg_context *ctx, uint8_t *buf, uint32_t *len,
-                         int is_client)
+static void wait_message(const struct vsg_context *ctx, uint8_t *buf, uint32_t *len, int seq,
+                         int count)
 {
     int rc = vsg_wait(ctx, NULL);
-    if (rc == EPIPE && !is_client) { /* a server's way out */
-        fprintf(stderr, "pingpong: the simulation ended\n");
+    if (rc == EPIPE) { /* the simulation ended (--until, --main): not this program's failure */
+        fprintf(stderr, "pingpong: the simulation ended before message %d of %d\n", seq, count);
         exit(0);
     }
     if (rc)
@@ -79,7 +79,7 @@ int main(int argc, char *argv[])
             if (rc)
                 die("vsg_send", rc);
             uint32_t len = sizeof(buf);
-            wait_message(ctx, buf, &len, is_client);
+            wait_message(ctx, buf, &len, seq, count);
             long long t1 = vsg_program_now_us(ctx);
             printf("{\"event\": \"rtt\", \"seq\": %d, \"size\": %u, \"peer\": \"%s\", "
                    "\"send_us\": %lld, \"rtt_us\": %lld}\n",
@@ -87,7 +87,7 @@ int main(int argc, char *argv[])
             fflush(stdout);
         } else {
             uint32_t len = sizeof(buf);
-            wait_message(ctx, buf, &len, is_client);
+            wait_message(ctx, buf, &len, seq, count);
             int rc = vsg_send(ctx, peer.s_addr, len, buf);
             if (rc)
                 die("vsg_send", rc);
