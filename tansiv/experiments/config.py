@@ -50,7 +50,8 @@ def schema(config: dict = None) -> dict:
     sweep["modes"]["items"]["enum"] = list(MODES)
     sweep["transports"]["items"]["enum"] = list(TRANSPORTS)
     sweep["network"] = {**sweep["network"], "items": {"enum": list(NETWORKS)}}
-    sweep["idle_horizons"] = {**sweep["idle_horizons"], "items": {"enum": list(IDLE_HORIZONS)}}
+    # YAML reads a bare on/off as true/false: both spellings are taken (sweep.py maps them).
+    sweep["idle_horizons"]["items"]["enum"] = [*IDLE_HORIZONS, True, False]
     sweep["queue_size"]["items"]["pattern"] = units.QUEUE_SIZE_PATTERN
     sweep["queue"] = {**sweep["queue"], "items": {"enum": list(QUEUES)}}
     workloads = registry(config)

@@ -63,6 +63,11 @@ class Experiment:
 COLUMNS = [f.name for f in fields(Experiment) if f.metadata.get("column", True)]
 
 
+def _on_off(value) -> str:
+    """on/off as YAML may have read it (true/false)."""
+    return {True: "on", False: "off"}.get(value, value)
+
+
 def _slug(text) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "_", str(text)).strip("_")
 
@@ -90,7 +95,8 @@ def expand(config: dict) -> dict:
         coupled = list(itertools.product(sweep.get("transports", [TRANSPORTS[0]]),
                                          sweep.get("nodes", [1]),
                                          sweep.get("network", [NETWORKS[0]]),
-                                         sweep.get("idle_horizons", [IDLE_HORIZONS[0]])))
+                                         [_on_off(h) for h in
+                                          sweep.get("idle_horizons", [IDLE_HORIZONS[0]])]))
         points = [(mode, *c) for mode in sweep["modes"]
                   for c in (coupled if MODES[mode].command == "run"
                             else [(None, 1, None, None)])]

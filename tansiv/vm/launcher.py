@@ -132,6 +132,10 @@ def main(argv=None) -> int:
         print(" ".join(cmd))
         return 0
     sys.stdout.flush()
+    if interactive:
+        # Its idle time follows the host's (icount sleep=on) and it waits for its disks: it
+        # must not say it is idle until its next timer (csrc/qemu/backend_qemu.c).
+        os.environ["TANSIV_IDLE_HORIZON"] = "0"
     os.execv(cmd[0], cmd)
 
 

@@ -5,6 +5,18 @@ from .. import figures
 from .base import Figure, Workload
 
 
+def _how(row) -> str:
+    """A line of the figure: mode, transport, and whether idle participants sat out rounds."""
+    text = row["mode"]
+    if isinstance(row.get("transport"), str):
+        text += f" ({row['transport']})"
+    if row.get("idle_horizons") == "off":
+        text += ", every round"
+    elif row.get("idle_horizons") == "on":
+        text += ", idle horizons"
+    return text
+
+
 def _speed(fig, tables):
     import seaborn as sns
     axes = fig.subplots(1, 2)
@@ -15,7 +27,7 @@ def _speed(fig, tables):
         for ax in axes:
             figures.empty(ax, tables["experiments"], "idle", "timed runs")
         return
-    d = d.assign(how=d["mode"] + d["transport"].fillna("").map(lambda t: f" ({t})" if t else ""))
+    d = d.assign(how=d.apply(_how, axis=1))
     for ax, metric, ylabel, title in (
             (axes[0], "sim_per_wall", "simulated s per wall s", "Simulation speed"),
             (axes[1], "us_per_round", "wall µs per round", "Cost of a round")):
@@ -35,7 +47,9 @@ class Idle(Workload):
     params = {"seconds": {"type": "number", "exclusiveMinimum": 0, "default": 10}}
     figures = (Figure("speed", """Simulated seconds per wall-clock second for idle
 participants, and wall-clock microseconds per synchronization round, boot included, against
-the number of participants, per mode and transport (shared-memory channels or sockets).""",
+the number of participants, per mode and transport (shared-memory channels or sockets), with
+idle horizons (idle participants sit out the rounds before their next timer) and without
+(every participant in every round).""",
                       _speed, size=(10, 4)),)
 
     def plan(self, p, prm):
