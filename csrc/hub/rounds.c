@@ -18,7 +18,6 @@
 
 #include "hub-internal.h"
 
-/* Starts the slice [barrier, deadline) for every client stopped at the barrier. */
 void tsv_hub_set_horizons(struct tsv_hub *hub, int on)
 {
     hub->horizons = on != 0;
@@ -59,6 +58,8 @@ static uint64_t next_deadline(const struct tsv_hub *hub, uint64_t step, uint64_t
     return earliest + step;
 }
 
+/* Starts the slice [barrier, deadline) for every client stopped at the barrier that does not
+ * sit it out. */
 static void start_round(struct tsv_hub *hub, uint64_t deadline)
 {
     hub->barrier = hub->deadline;
