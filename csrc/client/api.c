@@ -186,9 +186,7 @@ int vsg_poll(const struct vsg_context *context)
     struct vsg_context *ctx = CTX(context);
     if (!ctx)
         return EINVAL;
-    uint32_t head = atomic_load_explicit(&ctx->rx_head, memory_order_relaxed);
-    uint32_t tail = atomic_load_explicit(&ctx->rx_tail, memory_order_acquire);
-    return head == tail ? EAGAIN : 0;
+    return tsv_session_has_message(ctx) ? 0 : EAGAIN;
 }
 
 int vsg_wait(const struct vsg_context *context, const struct timespec *timeout)
@@ -201,14 +199,11 @@ int vsg_wait(const struct vsg_context *context, const struct timespec *timeout)
         return ENOTCONN;
     if (tsv_session_interrupting(ctx))
         return EAGAIN;
-    uint64_t until = UINT64_MAX;
-    if (timeout) {
-        uint64_t now = tsv_session_now(ctx);
-        uint64_t ns = (uint64_t)timeout->tv_sec > (UINT64_MAX - now) / 1000000000u
-                          ? UINT64_MAX - now
-                          : (uint64_t)timeout->tv_sec * 1000000000u + (uint64_t)timeout->tv_nsec;
-        until = ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
-    }
+    uint64_t until = UINT64_MAX, ns, end; /* no bound, or one beyond any date */
+    if (timeout && !__builtin_mul_overflow((uint64_t)timeout->tv_sec, 1000000000u, &ns) &&
+        !__builtin_add_overflow(ns, (uint64_t)timeout->tv_nsec, &ns) &&
+        !__builtin_add_overflow(tsv_session_now(ctx), ns, &end))
+        until = end;
     return tsv_session_wait(ctx, until);
 }
 

@@ -133,6 +133,8 @@ int tsv_session_connect(struct vsg_context *ctx);
 int tsv_session_start(struct vsg_context *ctx);
 /* Virtual time, clamped to the deadline. */
 uint64_t tsv_session_now(struct vsg_context *ctx);
+/* Whether the receive queue holds a message (lock-free). */
+int tsv_session_has_message(struct vsg_context *ctx);
 /* Virtual time of the back end's clock, not clamped. */
 uint64_t tsv_session_raw_now(struct vsg_context *ctx);
 /* To be called by the back end, outside enter/leave, when its clock reached the deadline (an

@@ -179,12 +179,17 @@ static void end_session(struct vsg_context *ctx, uint64_t at, int lost)
     atomic_store(&ctx->state, TSV_STATE_ENDED);
 }
 
+int tsv_session_has_message(struct vsg_context *ctx)
+{
+    return atomic_load_explicit(&ctx->rx_head, memory_order_relaxed) !=
+           atomic_load_explicit(&ctx->rx_tail, memory_order_acquire);
+}
+
 /* At the deadline d: the date before which this participant does nothing by itself, or 0.
  * Something received and not yet read is something to do. */
 static uint64_t idle_date(struct vsg_context *ctx, uint64_t d)
 {
-    if (!ctx->backend->idle_until ||
-        atomic_load(&ctx->rx_head) != atomic_load_explicit(&ctx->rx_tail, memory_order_acquire))
+    if (!ctx->backend->idle_until || tsv_session_has_message(ctx))
         return 0;
     uint64_t u = ctx->backend->idle_until(ctx, d);
     return u > d ? u : 0;
@@ -408,8 +413,7 @@ static int skip_to_deadline(struct vsg_context *ctx, uint64_t until)
     uint64_t d, raw;
     read_time(ctx, &d, &raw);
     if (atomic_load(&ctx->state) == TSV_STATE_RUNNING && raw < d && until >= d &&
-        atomic_load(&ctx->rx_head) ==
-            atomic_load_explicit(&ctx->rx_tail, memory_order_acquire)) {
+        !tsv_session_has_message(ctx)) {
         atomic_store(&ctx->wait_until, until);
         set_time_base(ctx, d, ctx->backend->clock_ns(ctx) - d);
         atomic_store(&ctx->sync_tid, (int)syscall(SYS_gettid));
@@ -432,8 +436,7 @@ int tsv_session_wait(struct vsg_context *ctx, uint64_t until)
     atomic_fetch_add(&ctx->waiters, 1);
     for (;;) {
         uint32_t gen = atomic_load(&ctx->wake_gen);
-        if (atomic_load(&ctx->rx_head) !=
-            atomic_load_explicit(&ctx->rx_tail, memory_order_acquire)) {
+        if (tsv_session_has_message(ctx)) {
             rc = 0;
             break;
         }
