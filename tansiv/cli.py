@@ -90,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--force", type=step_ns, dest="force_lookahead_ns", metavar="DURATION",
                        help="lookahead to use instead of the smallest route latency")
 
+    def cold_boot(p):
+        p.add_argument("--cold-boot", action="store_true",
+                       help="VMs boot their image instead of starting from its booted "
+                            "snapshot (taken once per image, then cached; README, Booted "
+                            "snapshots)")
+
     def uncoupled(p, main_help):
         p.add_argument("--out", type=Path, required=True, metavar="DIR")
         p.add_argument("--timeout", type=wall_seconds, default=600.0, metavar="DURATION",
@@ -150,6 +156,7 @@ def _parser() -> argparse.ArgumentParser:
                           "process in vsg_wait) sit out the rounds before it, and rounds "
                           "end at the earliest date anyone can act (default on; the same "
                           "run, bit for bit, off)")
+    cold_boot(run)
     run.add_argument("--ring-size", type=ring_size, default=RING_SIZE, metavar="SIZE",
                      help=f"bytes of each ring of a channel (131072, 128KiB, 1MiB...), a power "
                           f"of two from 128 KiB to 1 GiB "
@@ -210,6 +217,7 @@ def _parser() -> argparse.ArgumentParser:
                            "(the reference for what guests observe under tansiv)")
     inputs(alone)
     uncoupled(alone, "run only this VM (repeatable; default: every VM)")
+    cold_boot(alone)
 
     sub.add_parser("prepare", help="build QEMU with tantap and the guest images if needed "
                    "(cached); print where they are")
@@ -334,7 +342,7 @@ def cmd_netem(args) -> int:
 
 def cmd_none(args) -> int:
     from .run import session
-    r = session.none(_inputs(args), args.out, args.timeout, args.main)
+    r = session.none(_inputs(args), args.out, args.timeout, args.main, args.cold_boot)
     _summary(r, args.out)
     print(f"tansiv none: {r.status}; results in {args.out}", file=sys.stderr)
     return r.exit_status

@@ -159,7 +159,9 @@ int tsv_session_interrupting(struct vsg_context *ctx);
 /* hubconn.c: under the lock. 0, or -1 after logging why (the coordinator is lost). */
 /* Says HELLO; returns the session's first frame (payload in ctx->scratch), after setting up
  * the channel if the hub gives one. */
-int tsv_hubconn_open(struct vsg_context *ctx, uint16_t role, struct tsv_header *first);
+/* HELLO (date: the virtual date the client is at), and the hub's first answer. */
+int tsv_hubconn_open(struct vsg_context *ctx, uint16_t role, uint64_t date,
+                     struct tsv_header *first);
 /* Writes a frame through to the hub (a send is in its reach when this returns). */
 int tsv_hubconn_send(struct vsg_context *ctx, uint16_t type, uint64_t time, uint32_t dst,
                      const void *payload, uint32_t len);

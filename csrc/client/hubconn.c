@@ -279,11 +279,13 @@ static int check_welcome(struct vsg_context *ctx, const struct tsv_hello *hello,
     return 0;
 }
 
-int tsv_hubconn_open(struct vsg_context *ctx, uint16_t role, struct tsv_header *first)
+int tsv_hubconn_open(struct vsg_context *ctx, uint16_t role, uint64_t date,
+                     struct tsv_header *first)
 {
     struct tsv_hello hello = {.magic = TSV_MAGIC, .version = TSV_VERSION, .role = role,
                               .pid = (uint32_t)getpid()};
-    struct tsv_header h = {.type = TSV_HELLO, .len = sizeof(hello), .src = ctx->opt.address};
+    struct tsv_header h = {.type = TSV_HELLO, .len = sizeof(hello), .time = date,
+                           .src = ctx->opt.address};
     uint8_t secret[TSV_SECRET_SIZE], hub_nonce[TSV_NONCE_SIZE];
     int tcp = tsv_is_tcp_address(ctx->opt.socket);
     if (!tcp)

@@ -147,25 +147,43 @@ int tsv_session_connect(struct vsg_context *ctx)
 int tsv_session_start(struct vsg_context *ctx)
 {
     struct tsv_header h;
-    if (tsv_hubconn_open(ctx, ctx->backend->role, &h))
+    /* A VM's clock is its virtual date (a VM restored from a snapshot: the snapshot's); a
+     * process starts at 0. The simulation starts at the latest of its participants' dates. */
+    int vm = ctx->backend->role == TSV_ROLE_VM;
+    uint64_t date = vm ? ctx->backend->clock_ns(ctx) : 0;
+    if (tsv_hubconn_open(ctx, ctx->backend->role, date, &h))
         return EPROTO;
     if (h.type == TSV_END) {
         TSV_LOG(TSV_ERROR, "the coordinator ended the simulation before it started");
         return ECONNABORTED;
     }
-    if (h.type != TSV_GOTO || h.len != 0 || h.time == 0) {
+    struct tsv_date start = {.ns = date};
+    if (h.type == TSV_GOTO && h.len == sizeof(start))
+        memcpy(&start, ctx->scratch, sizeof(start));
+    if (h.type != TSV_GOTO || (h.len != 0 && h.len != sizeof(start)) || start.ns < date ||
+        h.time <= start.ns) {
         TSV_LOG(TSV_ERROR, "protocol error from the coordinator: expected GOTO with a "
-                           "deadline > 0 after HELLO, got type %u len %u time %llu",
-                h.type, h.len, (unsigned long long)h.time);
+                           "deadline after the start (%llu ns, ours %llu ns) after HELLO, got "
+                           "type %u len %u time %llu", (unsigned long long)start.ns,
+                (unsigned long long)date, h.type, h.len, (unsigned long long)h.time);
         return EPROTO;
     }
     int rc = ctx->backend->start(ctx);
     if (rc)
         return rc;
+    /* Behind the start: a VM's time jumps there (as after an idle stretch); a process's
+     * virtual time is its clock less an offset. */
+    if (vm && start.ns > date && ctx->backend->jump)
+        ctx->backend->jump(ctx, start.ns - date);
     uint64_t now = ctx->backend->clock_ns(ctx);
-    set_time_base(ctx, h.time, now);
+    if (now < start.ns) {
+        TSV_LOG(TSV_ERROR, "the simulation starts at %llu ns, beyond this clock (%llu ns)",
+                (unsigned long long)start.ns, (unsigned long long)now);
+        return EPROTO;
+    }
+    set_time_base(ctx, h.time, now - start.ns);
     atomic_store(&ctx->state, TSV_STATE_RUNNING);
-    return ctx->backend->arm(ctx, now + h.time);
+    return ctx->backend->arm(ctx, now - start.ns + h.time);
 }
 
 /* ---- synchronization ---------------------------------------------------------------------- */

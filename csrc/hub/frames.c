@@ -107,6 +107,7 @@ void hub_on_hello(struct tsv_hub *hub, struct client *c, const struct tsv_header
         return;
     }
     hub_register(hub, c, &hub_socket_ops, h->src, hello.role);
+    c->at = h->time; /* the date it is at: the run starts at the latest (tsv_hub_begin) */
     hub_event(hub, TSV_HUB_JOINED, c, "%s joined (role %u)", c->name, hello.role);
     channel_offer(hub, c, h);
 }

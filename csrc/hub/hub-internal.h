@@ -122,6 +122,7 @@ struct tsv_hub {
     int waiting;                /* clients yet to reach the deadline */
     uint64_t step, limit;       /* idle rounds: the slice after an idle one, and how far */
     int rounds_on;              /* rounds go on by themselves while idle (tsv_hub_run) */
+    int started;                /* a round started: too late for tsv_hub_begin */
     int horizons;               /* idle clients left out of rounds (tsv_hub_set_horizons) */
 
     struct tsv_hub_packet *packets;

@@ -208,6 +208,11 @@ uint32_t tsv_hub_client_pid(const struct tsv_hub *hub, int i)
     return get(hub, i) ? get(hub, i)->pid : 0;
 }
 
+uint64_t tsv_hub_client_date(const struct tsv_hub *hub, int i)
+{
+    return get(hub, i) ? get(hub, i)->at : 0;
+}
+
 int tsv_hub_client_role(const struct tsv_hub *hub, int i)
 {
     return get(hub, i) ? get(hub, i)->role : 0;

@@ -38,6 +38,7 @@ struct tsv_relay {
     struct buf out; /* one round's answer */
     uint64_t rounds;
     int in_round;
+    int begun;      /* the local hub started (tsv_hub_begin), at the first GOTO */
     uint8_t *told; /* per local client: said to have reached this round's deadline */
     int told_cap;
     uint32_t *removed; /* members the coordinator removed, for the caller to stop */
@@ -126,8 +127,8 @@ struct tsv_relay *tsv_relay_new(struct tsv_hub *local, const char *upstream,
     for (int i = 0; i < tsv_hub_client_count(local); i++) {
         struct tsv_member m = {.pid = tsv_hub_client_pid(local, i),
                                .role = (uint16_t)tsv_hub_client_role(local, i)};
-        hub_buf_put(&r->out, TSV_MEMBER, 0, 0, tsv_hub_client_address(local, i), 0, &m,
-                    sizeof(m));
+        hub_buf_put(&r->out, TSV_MEMBER, 0, tsv_hub_client_date(local, i),
+                    tsv_hub_client_address(local, i), 0, &m, sizeof(m));
     }
     if (send_out(r)) {
         snprintf(error, error_len, "%s", r->error);
@@ -252,6 +253,16 @@ static int on_frame(struct tsv_relay *r, const struct tsv_header *h, const uint8
     case TSV_GOTO: {
         if (r->in_round)
             return fail(r, "GOTO during a round");
+        if (!r->begun) { /* the first says when the run starts, if not at 0 */
+            struct tsv_date start = {.ns = 0};
+            if (h->len == sizeof(start))
+                memcpy(&start, payload, sizeof(start));
+            else if (h->len)
+                return fail(r, "first GOTO with %u bytes", h->len);
+            if (tsv_hub_begin(r->local, start.ns))
+                return fail(r, "starting: %s", tsv_hub_error(r->local));
+            r->begun = 1;
+        }
         r->in_round = 1;
         int rc = round_to(r, h->time);
         r->in_round = 0;

@@ -64,6 +64,7 @@ static void on_member(struct tsv_hub *hub, struct client *r, const struct tsv_he
     m->via = r;
     m->pid = info.pid;
     hub_register(hub, m, &member_ops, h->src, info.role);
+    m->at = h->time; /* its HELLO's date, passed on */
     hub_event(hub, TSV_HUB_JOINED, m, "%s joined through %s (role %u)", m->name, r->name,
               info.role);
 }
@@ -152,7 +153,12 @@ void relays_start_round(struct tsv_hub *hub, uint64_t deadline)
             running += hub->clients[k]->via == r && hub->clients[k]->state == C_RUNNING;
         if (!running)
             continue;
-        if (hub_queue(hub, r, TSV_GOTO, deadline, 0, 0, NULL, 0))
+        /* Its first GOTO says when the run starts, for the relay's own hub (tsv_hub_begin). */
+        struct tsv_date start = {.ns = hub->barrier};
+        int first = r->at == 0 && start.ns > 0;
+        r->at = hub->barrier;
+        if (hub_queue(hub, r, TSV_GOTO, deadline, 0, 0, first ? (const uint8_t *)&start : NULL,
+                      first ? (uint32_t)sizeof(start) : 0))
             continue; /* failed: its members with it */
         r->state = C_RUNNING;
         r->ops->flush(hub, r);

@@ -62,6 +62,7 @@ static uint64_t next_deadline(const struct tsv_hub *hub, uint64_t step, uint64_t
  * sit it out. */
 static void start_round(struct tsv_hub *hub, uint64_t deadline)
 {
+    hub->started = 1;
     hub->barrier = hub->deadline;
     hub->deadline = deadline;
     hub->npackets = 0;
@@ -101,6 +102,31 @@ static int check_goto(struct tsv_hub *hub, uint64_t deadline)
         hub_set_error(hub, "a round is still under way");
         return -1;
     }
+    return 0;
+}
+
+uint64_t tsv_hub_start_date(const struct tsv_hub *hub)
+{
+    uint64_t latest = 0;
+    for (int i = 0; i < hub->nclients; i++)
+        if (hub->clients[i]->state != C_DEAD && hub->clients[i]->at > latest)
+            latest = hub->clients[i]->at;
+    return latest;
+}
+
+int tsv_hub_begin(struct tsv_hub *hub, uint64_t at)
+{
+    if (hub->started) {
+        hub_set_error(hub, "the run started already");
+        return -1;
+    }
+    uint64_t latest = tsv_hub_start_date(hub);
+    if (at < latest) {
+        hub_set_error(hub, "cannot start at %llu ns: a client is at %llu ns",
+                      (unsigned long long)at, (unsigned long long)latest);
+        return -1;
+    }
+    hub->barrier = hub->deadline = at;
     return 0;
 }
 

@@ -77,6 +77,8 @@ int tsv_hub_accept(struct tsv_hub *hub, int count, int timeout_ms);
 int tsv_hub_client_count(const struct tsv_hub *hub);
 uint32_t tsv_hub_client_address(const struct tsv_hub *hub, int client);
 uint32_t tsv_hub_client_pid(const struct tsv_hub *hub, int client);
+/* The date it is at: its HELLO's, then the last deadline it reached. */
+uint64_t tsv_hub_client_date(const struct tsv_hub *hub, int client);
 int tsv_hub_client_role(const struct tsv_hub *hub, int client);
 int tsv_hub_client_alive(const struct tsv_hub *hub, int client);
 /* Total wall time the client spent stopped at barriers (from its AT_DEADLINE to the next
@@ -111,6 +113,13 @@ struct tsv_hub_limits {
 #define TSV_HUB_OUT_BYTES 268435456
 void tsv_hub_set_limits(struct tsv_hub *hub, const struct tsv_hub_limits *limits);
 
+/* Where the run starts: every client said in its HELLO the date it is at (a VM restored from
+ * a snapshot: the snapshot's virtual date; others 0). tsv_hub_start_date is the latest of
+ * them; tsv_hub_begin(at), before the first round, puts the barrier there (at >= every
+ * client's date; 0 or -1). Clients behind it get the date with their first GOTO: their time
+ * starts there (tansiv-protocol.h). Without tsv_hub_begin the run starts at 0. */
+uint64_t tsv_hub_start_date(const struct tsv_hub *hub);
+int tsv_hub_begin(struct tsv_hub *hub, uint64_t at);
 /* Starts a round: every live client may run until `deadline` (ns, > the last one). */
 int tsv_hub_goto(struct tsv_hub *hub, uint64_t deadline);
 /* Starts rounds: the first to `deadline`, then, as long as a round ends idle (no packet, no

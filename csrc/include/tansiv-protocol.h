@@ -4,11 +4,12 @@
  * All integers are little-endian (every supported host is). Addresses are IPv4 addresses
  * as in_addr_t values, i.e. the four octets in network order.
  *
- * Conversation (T is the barrier time, D the next deadline, times in ns since simulation start):
+ * Conversation (T is the barrier time, D the next deadline, times in ns of simulated time):
  *  (hub -> client   CHALLENGE    over TCP only: payload a nonce, TSV_NONCE_SIZE bytes)
- *   client -> hub   HELLO        payload: struct tsv_hello; header.src = client address
+ *   client -> hub   HELLO        payload: struct tsv_hello; header.src = client address,
+ *                                header.time = the date it is at (below)
  *  (hub -> client   WELCOME      over TCP only: payload the hub's proof, TSV_PROOF_SIZE bytes)
- *   hub -> client   GOTO(D)      run until virtual time D            (first one starts time at 0)
+ *   hub -> client   GOTO(D)      run until virtual time D            (the first one: see below)
  *   client -> hub   SEND(t)      a packet sent at virtual time t, T <= t < D; src/dst set
  *   client -> hub   AT_DEADLINE(D)  reached D, every SEND of [T, D) was written before this
  *   hub -> client   DELIVER(t)   a packet delivered at t == the client's current time (a barrier)
@@ -21,6 +22,12 @@
  * it wakes it, at a barrier B > D, the client's time jumps from D to B (nothing happened to it
  * in between): the DELIVERs carry B, and the GOTO 8 bytes, B (END's time is B as always). A
  * client that did not say it was idle never gets a date other than its own.
+ *
+ * Start: a VM is at its virtual date (a VM restored from a snapshot: the date the snapshot was
+ * taken at), a process at 0; the HELLO says it. The simulation starts at S, the latest of
+ * those dates: the first GOTO of a client whose date is before S carries 8 bytes, S, and its
+ * time starts there (a VM's jumps ahead, as after an idle stretch). A relay's first GOTO
+ * carries S too (when S > 0), for its own hub, and its MEMBERs carry their HELLOs' dates.
  *
  * Shared-memory channel (a local participant, on the Unix socket): the HELLO's header.flags has
  * TSV_HELLO_CHANNEL; the hub may answer CHANNEL (payload struct tsv_channel, and three file
@@ -59,7 +66,7 @@
 #include <stdint.h>
 
 #define TSV_MAGIC 0x5653544e
-#define TSV_VERSION 4
+#define TSV_VERSION 5
 #define TSV_HEADER_SIZE 24
 #define TSV_MAX_PAYLOAD 65536
 #define TSV_SECRET_SIZE 16

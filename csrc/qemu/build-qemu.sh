@@ -5,7 +5,7 @@
 #
 # The result lives in $TANSIV_CACHE/qemu/<key>/ (default ~/.cache/tansiv), <key> being a hash
 # of every input: the pinned source (qemu.env), our patch and sources (tantap.c, backend_qemu.c,
-# the client library of csrc/client/sources.txt and that list), the configure flags,
+# snapshot_point.c, the client library of csrc/client/sources.txt and that list), the configure flags,
 # this script, the compiler and the Debian release. A second run with the same inputs does
 # nothing. The configured tree is kept (tree-<key of source, patch and flags>), so a change to
 # our sources alone rebuilds in seconds. Source: Debian's source package of QEMU 10.0 (trixie), through the Debian mirror;
@@ -39,7 +39,7 @@ mapfile -t CLIENT_FILES < <(sed -e 's/^[[:space:]]*//; s/[[:space:]]*$//; /^#/d;
 for f in "${CLIENT_FILES[@]}"; do
   [ -f "$CSRC/$f" ] || die "$SOURCES_LIST lists $f, which is not in $CSRC"
 done
-TANTAP_FILES=(tantap.c backend_qemu.c meson.build)
+TANTAP_FILES=(tantap.c backend_qemu.c snapshot_point.c meson.build)
 for f in "${CLIENT_FILES[@]}"; do TANTAP_FILES+=("$(basename "$f")"); done
 same_name=$(printf '%s\n' "${TANTAP_FILES[@]}" | sort | uniq -d)
 [ -z "$same_name" ] || die "$SOURCES_LIST: net/tantap/ is flat, two files would be named $same_name"
@@ -53,7 +53,8 @@ tree_key() {
   } | sha256sum | cut -c1-16
 }
 key() {
-  { tree_key; cat "$HERE/tantap.c" "$HERE/backend_qemu.c" "$0" "$SOURCES_LIST"
+  { tree_key; cat "$HERE/tantap.c" "$HERE/backend_qemu.c" "$HERE/snapshot_point.c" "$0" \
+    "$SOURCES_LIST"
     for f in "${CLIENT_FILES[@]}"; do cat "$CSRC/$f"; done
   } | sha256sum | cut -c1-16
 }
@@ -150,6 +151,7 @@ fi
   dir=$TREE/src/net/tantap
   install_if_changed "$HERE/tantap.c" "$dir/tantap.c"
   install_if_changed "$HERE/backend_qemu.c" "$dir/backend_qemu.c"
+  install_if_changed "$HERE/snapshot_point.c" "$dir/snapshot_point.c"
   for f in "${CLIENT_FILES[@]}"; do
     install_if_changed "$CSRC/$f" "$dir/$(basename "$f")"
   done

@@ -8,7 +8,9 @@
  * are delivered at, from the deadline callback: at an exact virtual time, the same run after
  * run. A frame that arrives while the NIC cannot receive (driver not ready) waits in our
  * queue for the first deadline at which it can; at most PENDING_MAX of them, as a NIC's full
- * receive ring drops what comes next.
+ * receive ring drops what comes next. A VM restored from a snapshot (-incoming) joins the
+ * simulation when it first runs, once its state is loaded: its HELLO says the virtual date the
+ * snapshot was taken at, from which the simulation starts (tansiv-protocol.h).
  *
  * Built with the client library (csrc/client/sources.txt) and backend_qemu.c for time. */
 #include "qemu/osdep.h"
@@ -17,6 +19,7 @@
 #include "qapi/error.h"
 #include "qemu/error-report.h"
 #include "qemu/queue.h"
+#include "system/runstate.h"
 
 #define TSV_LOG_COMPONENT "tantap"
 #include "client-internal.h" /* the client library, copied next to this file by build-qemu.sh */
@@ -40,6 +43,8 @@ typedef struct TantapState {
     uint32_t npending;
     uint64_t overflow;                    /* delivered frames dropped: pending was full */
     uint64_t unroutable;                  /* guest frames without an IPv4 destination */
+    char *socket;                         /* for messages */
+    bool joined;                          /* vsg_start returned */
 } TantapState;
 
 /* The IPv4 address a frame is for (in_addr_t), or 0 if it has none we can route. */
@@ -135,6 +140,8 @@ static void tantap_cleanup(NetClientState *nc)
         QSIMPLEQ_REMOVE_HEAD(&s->pending, next);
         g_free(f);
     }
+    g_free(s->socket);
+    s->socket = NULL;
 }
 
 static NetClientInfo net_tantap_info = {
@@ -143,6 +150,21 @@ static NetClientInfo net_tantap_info = {
     .receive = tantap_receive,
     .cleanup = tantap_cleanup,
 };
+
+/* A restored VM joins the simulation when it first runs, its state loaded (main loop, before
+ * the vCPUs resume). */
+static void tantap_vm_started(void *opaque, bool running, RunState state)
+{
+    TantapState *s = opaque;
+    if (!running || s->joined)
+        return;
+    s->joined = true;
+    int rc = vsg_start(s->ctx, NULL);
+    if (rc) {
+        error_report("tantap: cannot join the simulation at %s: %s", s->socket, strerror(rc));
+        qemu_system_shutdown_request_with_code(SHUTDOWN_CAUSE_HOST_ERROR, 1);
+    }
+}
 
 int net_init_tantap(const Netdev *netdev, const char *name, NetClientState *peer,
                     Error **errp)
@@ -178,7 +200,15 @@ int net_init_tantap(const Netdev *netdev, const char *name, NetClientState *peer
         qemu_del_net_client(nc);
         return -1;
     }
-    /* Blocks until every participant joined and the coordinator set virtual time 0. */
+    s->socket = g_strdup(opts->socket);
+    qemu_set_info_str(nc, "tantap: %s via %s", opts->address, opts->socket);
+    if (runstate_check(RUN_STATE_INMIGRATE)) {
+        /* Restored from a snapshot (-incoming): the guest's state, its virtual date with it,
+         * is loaded after this; the session starts at that date, when the VM starts. */
+        qemu_add_vm_change_state_handler(tantap_vm_started, s);
+        return 0;
+    }
+    /* Blocks until every participant joined and the coordinator said when time starts. */
     int rc = vsg_start(s->ctx, NULL);
     if (rc) {
         error_setg(errp, "tantap: cannot join the simulation at %s: %s", opts->socket,
@@ -186,6 +216,6 @@ int net_init_tantap(const Netdev *netdev, const char *name, NetClientState *peer
         qemu_del_net_client(nc);
         return -1;
     }
-    qemu_set_info_str(nc, "tantap: %s via %s", opts->address, opts->socket);
+    s->joined = true;
     return 0;
 }

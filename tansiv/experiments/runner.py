@@ -209,7 +209,7 @@ def _run_metrics(run: RunRecord) -> list:
     """What every coupled run measures of itself: speed, rounds, time held."""
     if not (run.simulated_ns is not None and run.sync_wall_s):
         return []
-    simulated_s = units.to_seconds(run.simulated_ns)
+    simulated_s = units.to_seconds(run.simulated_ns - (run.start_ns or 0))
     rows = [{"metric": "simulated_s", "value": simulated_s, "unit": "s"},
             {"metric": "sync_wall_s", "value": run.sync_wall_s, "unit": "s"},
             {"metric": "sim_per_wall", "value": simulated_s / run.sync_wall_s, "unit": "s/s"},

@@ -53,6 +53,7 @@ class Options:
     transport: str = TRANSPORTS[0]  # local participants: shared-memory channels, or sockets
     ring_size: int = RING_SIZE      # bytes of each ring of a channel
     idle_horizons: str = IDLE_HORIZONS[0]  # idle participants sit out rounds
+    cold_boot: bool = False         # VMs boot instead of starting from their image's snapshot
     stall_s: float = STALL_S        # wall seconds a round may wait for a participant
     on_stall: str = ON_STALL[0]     # fail the run, or remove the stalled participants
     # The hub's bounds on one participant (tsv_hub_limits): going over one removes it.
@@ -119,6 +120,7 @@ class Coordinator:
         self.lookahead_ns = None
         self.unsafe_lookahead = False  # forced above the smallest route latency
         self.now_ns = 0
+        self.start_ns = 0  # where the run started: the latest participant's date (snapshots)
         self.delivered = 0
         self.dropped = 0
         self.late = 0  # delivered after SimGrid completed them (forced lookahead, profiles)
@@ -164,6 +166,12 @@ class Coordinator:
                            "shm" if self.hub.client_channel(i) else "socket")
         # One that went between its HELLO and now is gone before the first round.
         self._handle_events()
+        # VMs restored from a snapshot are at its virtual date: the simulation starts at the
+        # latest participant's date, nothing happening before (processes and cold VMs jump).
+        self.start_ns = self.now_ns = self.hub.begin()
+        if self.start_ns:
+            log.info("the simulation starts at %d ns (a VM's snapshot date)", self.start_ns)
+            self._settle(self.net.advance(self.start_ns), self.start_ns)
 
     # ---- lookahead -------------------------------------------------------------------------
 
@@ -434,9 +442,10 @@ class Coordinator:
         stats = self.hub.stats()
         # The hub's barrier is ahead of now_ns while it runs idle rounds by itself (a run
         # interrupted then reached it all the same).
+        r.start_ns = self.start_ns
         r.simulated_ns = max(self.now_ns, self.hub.barrier())
         r.sync_wall_s = units.to_seconds(self.timing.total)
-        r.simulated_s_per_wall_s = (units.to_seconds(r.simulated_ns) / r.sync_wall_s
+        r.simulated_s_per_wall_s = (units.to_seconds(r.simulated_ns - r.start_ns) / r.sync_wall_s
                                     if r.sync_wall_s > 0 else None)
         r.rounds = stats["rounds"]
         r.rounds_sat_out = stats["sat_out"]

@@ -146,6 +146,13 @@ class Hub:
     def client_channel(self, i: int) -> bool:
         return bool(self._lib.tsv_hub_client_channel(self._h, i))
 
+    def begin(self) -> int:
+        """Starts the run at the latest date a client said it is at (a VM restored from a
+        snapshot: the snapshot's; else 0), before the first round; returns that date."""
+        at = self._lib.tsv_hub_start_date(self._h)
+        self._check(self._lib.tsv_hub_begin(self._h, at))
+        return at
+
     def goto(self, deadline_ns: int) -> None:
         self._check(self._lib.tsv_hub_goto(self._h, deadline_ns))
 

@@ -56,6 +56,7 @@ class RunRecord:
     options: dict = field(default_factory=dict)
     participants: list = field(default_factory=list)  # of ParticipantRecord
     # The simulation (tansiv mode)
+    start_ns: int = 0                  # the date it started at (a VM snapshot's, else 0)
     simulated_ns: int = None           # the date the simulation reached
     sync_wall_s: float = None          # wall time of the synchronization loop
     simulated_s_per_wall_s: float = None

@@ -191,10 +191,8 @@ def run(inputs: Inputs, out: Path, options: Options = None) -> RunRecord:
         env = {"TANSIV_PEERS": ",".join(p.name for p in members),
                "TANSIV_RUN_DIR": str(s.path.resolve())}
         if any(is_vm(p.program) for p in members):
-            from ..vm import build
-            log.info("VMs in the deployment: QEMU and the guest image (built once, then "
-                     "cached)")
-            env.update(build.current().env())
+            env.update(_prepare_vms([p.actor for p in members if is_vm(p.program)],
+                                    options.cold_boot))
         # The secret goes to those that connect over TCP, by environment (never on a
         # command line): relays, and participants when the hub's socket is TCP.
         secret_env = {"TANSIV_SECRET": secret} if secret else {}
@@ -299,17 +297,37 @@ def netem(inputs: Inputs, out, where: str = "auto", timeout_s: float = 600.0,
     return s.record
 
 
-def none(inputs: Inputs, out, timeout_s: float = 600.0, main=()) -> RunRecord:
+def none(inputs: Inputs, out, timeout_s: float = 600.0, main=(),
+         cold_boot: bool = False) -> RunRecord:
     """The deployment's VMs (the main ones if named) each alone, uncoupled."""
-    from ..vm import build, none as uncoupled
+    from ..vm import none as uncoupled
     inputs.vms_only("none")
     main = inputs.main(main)
     actors = [a for a in inputs.deployment.actors if not main or a.address in main]
-    s = _Session("none", inputs, out, {"timeout_s": timeout_s, "main": sorted(main)})
+    s = _Session("none", inputs, out, {"timeout_s": timeout_s, "main": sorted(main),
+                                       "cold_boot": cold_boot})
     with s:
+        env = _prepare_vms(actors, cold_boot)
         s.participants = uncoupled.run(actors, [a.address for a in inputs.deployment.actors],
-                                       build.current(), s.rundir, timeout_s)
+                                       env, s.rundir, timeout_s)
     return s.record
+
+
+def _prepare_vms(actors, cold_boot: bool) -> dict:
+    """QEMU, the guest image and, unless cold_boot, the snapshot of every image the VMs start
+    from, built if missing before any program starts (no VM spends its time to connect on
+    them); returns what goes into the VMs' environment."""
+    from ..vm import build, launcher
+    log.info("VMs in the deployment: QEMU, the guest images and their booted snapshots "
+             "(built once, then cached)")
+    vms = build.current()
+    env = vms.env()
+    if cold_boot:
+        env[launcher.COLD_BOOT_ENV] = "1"
+        return env
+    for argv in sorted({tuple(a.args) for a in actors}):
+        launcher.prepare(list(argv), vms, say=log.info)
+    return env
 
 
 def _guard_tcp(hub, rundir: RunDir):

@@ -26,6 +26,8 @@ from .. import debian, leftovers, paths
 from ..errors import TansivError
 
 GUEST_TOOLS = ("tping", "tprobe")
+# How an image's VMs start: from its booted snapshot (tansiv/vm/snapshot.py) or booting.
+BOOTS = ("snapshot", "cold")
 
 
 @contextmanager
@@ -144,11 +146,12 @@ class GuestImage:
     kernel_version: str
     path: Path
     memory_mb: int = 256        # what the guest needs (its files live in RAM)
+    boot: str = "snapshot"      # BOOTS
 
     @classmethod
     def at(cls, path) -> "GuestImage":
         """A built image, by its folder (.complete: the kernel package first; manifest.json,
-        for the images of the configuration: their memory)."""
+        for the images of the configuration: their memory; boot: how its VMs start)."""
         path = Path(path)
         if not (path / ".complete").exists():
             raise TansivError(f"{path} holds no complete guest image")
@@ -156,8 +159,15 @@ class GuestImage:
                       if p.exists())
         manifest = path / "manifest.json"
         memory = json.loads(manifest.read_text())["memory_mb"] if manifest.exists() else 256
+        boot = (path / "boot").read_text().strip() if (path / "boot").exists() else "snapshot"
         return cls(path / "vmlinux", initrd, (path / ".complete").read_text().split()[0], path,
-                   memory)
+                   memory, boot if boot in BOOTS else "snapshot")
+
+
+def set_boot(path: Path, boot: str) -> None:
+    """How the image's VMs start, as its configuration says (kept beside its content)."""
+    if not (path / "boot").exists() or (path / "boot").read_text().strip() != boot:
+        (path / "boot").write_text(boot + "\n")
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,16 @@
 
     tansiv-vm [SOCKET] [--address IP] [--name NAME] [--cmd SCRIPT] [--peers IP,...]
               [--mode tansiv|none|netem] [--tap IFNAME | --dgram LOCAL,REMOTE]
-              [--memory MB] [--results] [--print]
+              [--memory MB] [--results] [--cold-boot] [--print]
               [--image initramfs|debian|NAME|FOLDER] [--ssh-port PORT] [--ssh-key FILE.pub]
 
 tansiv run starts it as `tansiv-vm SOCKET ARGS...` with TANSIV_ADDRESS, TANSIV_PEERS and the
 VM build (tansiv/vm/build.py) in its environment; it then replaces itself with QEMU, whose
 serial console is its standard output (the run keeps it in participants/ADDRESS.log). Modes
-and images: tansiv/vm/qemu.py."""
+and images: tansiv/vm/qemu.py. In modes tansiv and none, a VM of an image whose boot is
+`snapshot` (the default) starts from the image's booted snapshot (tansiv/vm/snapshot.py,
+taken first if missing); --cold-boot, or TANSIV_COLD_BOOT=1 (`tansiv run --cold-boot`),
+boots it instead."""
 
 import argparse
 import os
@@ -19,8 +22,10 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import TansivError
-from . import build, debian_image, images, user_images
+from . import build, debian_image, images, snapshot, user_images
 from .qemu import MODES, VMSpec, qemu_command
+
+COLD_BOOT_ENV = "TANSIV_COLD_BOOT"
 
 
 def free_port() -> int:
@@ -92,8 +97,32 @@ def _parser():
                     "or one tansiv makes)")
     ap.add_argument("--workdir", help="debian image: where the VM's overlay and seed go "
                     "(default: TANSIV_RUN_DIR/vms/NAME, or a folder in the cache)")
+    ap.add_argument("--cold-boot", action="store_true",
+                    default=os.environ.get(COLD_BOOT_ENV) == "1",
+                    help="boot the image instead of starting from its booted snapshot "
+                         f"(default: the image's boot setting; {COLD_BOOT_ENV}=1 sets it)")
     ap.add_argument("--print", action="store_true", help="print QEMU's command, run nothing")
     return ap
+
+
+def boots_cold(args, image) -> bool:
+    """Whether this VM boots: asked to, its image says so, or a snapshot does not fit (the
+    netem baseline runs without icount; the interactive Debian is not tansiv's guest)."""
+    return (args.cold_boot or args.mode == "netem" or args.image == "debian"
+            or getattr(image, "boot", "snapshot") == "cold")
+
+
+def prepare(argv, given=None, say=print) -> None:
+    """What a VM started with these arguments needs before it starts: its image's snapshot,
+    taken now if missing (a run takes them before starting anything, so that no VM spends its
+    time to connect on it)."""
+    args = _parser().parse_args(argv)
+    if args.image == "debian":
+        return
+    image = guest_image(args.image, given)
+    if not boots_cold(args, image):
+        qemu = given.qemu if given else build.qemu_dir()
+        snapshot.ensure(qemu, image, args.memory or image.memory_mb, say=say)
 
 
 def main(argv=None) -> int:
@@ -124,7 +153,10 @@ def main(argv=None) -> int:
         else:
             image = guest_image(args.image, given)
             spec.memory_mb = args.memory or image.memory_mb
-        cmd = qemu_command(spec, qemu, image)
+        snap = (None if boots_cold(args, image) else
+                snapshot.ensure(qemu, image, spec.memory_mb,
+                                say=lambda m: print(m, file=sys.stderr, flush=True)))
+        cmd = qemu_command(spec, qemu, image, snap.state if snap else None)
     except TansivError as e:
         print(f"tansiv-vm: error: {e}", file=sys.stderr)
         return 1

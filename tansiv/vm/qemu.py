@@ -64,30 +64,43 @@ class VMSpec:
             raise TansivError(f"--dgram needs LOCAL,REMOTE socket paths, not {self.dgram}")
 
 
-def kernel_cmdline(spec: VMSpec) -> str:
-    # No IPv6: its autoconfiguration chatter has no IPv4 destination to be routed to.
-    parts = ["console=ttyS0", "quiet", "loglevel=3", "panic=-1", "ipv6.disable=1",
-             f"tansiv.name={spec.name}"]
-    if spec.address:
-        parts.append(f"tansiv.addr={spec.address}/{spec.prefix}")
+# The same for every VM of an image: what is a VM's own reaches its /init after the snapshot
+# point, in fw_cfg files. No IPv6: its autoconfiguration chatter has no IPv4 destination to
+# be routed to.
+KERNEL_CMDLINE = "console=ttyS0 quiet loglevel=3 panic=-1 ipv6.disable=1"
+# Every VM's NIC has this MAC until its /init gives it its own (run/wire.py's rule): the boot
+# before the snapshot point is then the same for every VM of an image, to the instruction.
+BOOT_MAC = "52:54:00:00:00:01"
+
+
+def guest_settings(spec: VMSpec = None) -> dict:
+    """What /init reads after the snapshot point (images/guest/initramfs/init); without a
+    spec, the same names, empty, for the snapshot's VM."""
+    if spec is None:
+        return dict.fromkeys(("name", "addr", "peers", "results", "cmd"), "")
     peers = [p for p in spec.peers if p != spec.address]
-    if peers:
-        parts.append("tansiv.peers=" + ",".join(peers))
-    if spec.results:
-        parts.append("tansiv.results=1")
-    return " ".join(parts)
+    return {"name": spec.name,
+            "addr": f"{spec.address}/{spec.prefix}" if spec.address else "",
+            "peers": ",".join(peers),
+            "results": "1" if spec.results else "",
+            "cmd": spec.cmd}
 
 
-def _guest_io(spec: VMSpec) -> list:
-    """The command, as a fw_cfg file the guest's /init reads (QEMU's option syntax doubles
-    commas), and the second serial port that brings the guest's /results back."""
+def settings_files(settings: dict) -> list:
+    """The settings as fw_cfg files (QEMU's option syntax doubles commas). Every VM has the
+    same names (the firmware reads the list at boot: same names, same instructions), each
+    value ending with a newline (fw_cfg files cannot be empty; the shell drops it)."""
     args = []
-    if spec.cmd:
-        args += ["-fw_cfg", "name=opt/tansiv/cmd,string=" + opt(spec.cmd)]
-    if spec.results:
-        args += ["-chardev", f"file,id=results,path={opt(spec.results)}",
-                 "-serial", "chardev:results"]
+    for key, value in settings.items():
+        args += ["-fw_cfg", f"name=opt/tansiv/{key},string=" + opt(value + "\n")]
     return args
+
+
+def _results_port(path: str) -> list:
+    """The second serial port, which brings the guest's /results back: every VM has it (a
+    restored VM has the devices its snapshot had), leading nowhere when nothing is asked."""
+    chardev = f"file,id=results,path={opt(path)}" if path else "null,id=results"
+    return ["-chardev", chardev, "-serial", "chardev:results"]
 
 
 def opt(value) -> str:
@@ -110,35 +123,66 @@ def _machine(qemu: Path, memory_mb: int, kernel: Path, initrd: Path) -> list:
             "-kernel", str(kernel), "-initrd", str(initrd)]
 
 
-def qemu_command(spec: VMSpec, qemu: Path, image) -> list:
+# e1000 transmits in the vCPU's register write: frames leave at an exact virtual time.
+NIC = f"e1000,netdev=net0,mac={BOOT_MAC},romfile="
+# The RTC starts at a fixed date and follows virtual time: no wall-clock input.
+ICOUNT_CLOCKS = ["-icount", ICOUNT, "-rtc", f"base={RTC_BASE},clock=vm"]
+
+
+def guest_machine(qemu: Path, image, memory_mb: int, results: str = "") -> list:
+    """What every icount VM of an image has, and its snapshot too (a restored VM must have the
+    same devices): the machine, the image-wide kernel command line, the clocks, both serial
+    ports. The NIC comes after, with its network back end."""
+    return (_machine(qemu, memory_mb, image.kernel, image.initrd)
+            + ["-append", KERNEL_CMDLINE] + ICOUNT_CLOCKS + _results_port(results))
+
+
+def qemu_command(spec: VMSpec, qemu: Path, image, snapshot: Path = None) -> list:
     """QEMU's command line; image is a GuestImage (initramfs) or, for the debian image, a
-    DebianImage (the overlay and seed are made in spec.workdir)."""
+    DebianImage (the overlay and seed are made in spec.workdir). snapshot: the image's saved
+    state (tansiv/vm/snapshot.py) to start from instead of booting (tansiv and none modes)."""
     spec.check()
-    cmd = _machine(qemu, spec.memory_mb, image.kernel, image.initrd)
-    icount = ICOUNT
     if spec.image == "debian":
-        cmd += _debian_disks(spec, image)
-        cmd += ["-append", "root=/dev/vda rw console=ttyS0 ipv6.disable=1"]
-        icount = ICOUNT.replace("sleep=off", "sleep=on")
+        return _debian_command(spec, qemu, image)
+    if spec.mode == "netem":
+        # Plain TCG in real time: the baseline, booted (an icount snapshot does not fit it).
+        cmd = (_machine(qemu, spec.memory_mb, image.kernel, image.initrd)
+               + ["-append", KERNEL_CMDLINE, "-rtc", f"base={RTC_BASE}"]
+               + _results_port(spec.results))
     else:
-        cmd += ["-append", kernel_cmdline(spec), *_guest_io(spec)]
+        cmd = guest_machine(qemu, image, spec.memory_mb, spec.results)
+    cmd += ["-netdev", _netdev(spec), "-device", NIC, *settings_files(guest_settings(spec))]
+    if snapshot is not None:
+        # No RARP announcement (QEMU's own frames, after a migration, of no use here).
+        cmd += ["-incoming", "file:" + opt(snapshot),
+                "-global", "migration.announce-rounds=0"]
+    return cmd
+
+
+def _netdev(spec: VMSpec) -> str:
+    if spec.mode == "tansiv":
+        return f"tantap,id=net0,socket={opt(spec.socket)},address={spec.address}"
+    if spec.mode == "netem" and spec.tap:
+        return f"tap,id=net0,ifname={opt(spec.tap)},script=no,downscript=no"
+    if spec.mode == "netem":
+        return dgram_netdev("net0", *spec.dgram)
+    return "hubport,id=net0,hubid=0"
+
+
+def _debian_command(spec: VMSpec, qemu: Path, image) -> list:
+    """The interactive Debian: its idle time follows real time (icount sleep=on), its NIC has
+    its own MAC from the start (cloud-init configures it)."""
+    cmd = _machine(qemu, spec.memory_mb, image.kernel, image.initrd)
+    cmd += _debian_disks(spec, image)
+    cmd += ["-append", "root=/dev/vda rw console=ttyS0 ipv6.disable=1"]
     if spec.mode in ("tansiv", "none"):
-        # The RTC starts at a fixed date and follows virtual time: no wall-clock input.
-        cmd += ["-icount", icount, "-rtc", f"base={RTC_BASE},clock=vm"]
+        cmd += ["-icount", ICOUNT.replace("sleep=off", "sleep=on"),
+                "-rtc", f"base={RTC_BASE},clock=vm"]
     else:
         cmd += ["-rtc", f"base={RTC_BASE}"]
-    # e1000 transmits in the vCPU's register write: frames leave at an exact virtual time.
-    nic = f"e1000,netdev=net0,mac={mac_text(spec.address)},romfile=" if spec.address else None
-    if spec.mode == "tansiv":
-        cmd += ["-netdev", f"tantap,id=net0,socket={opt(spec.socket)},address={spec.address}",
-                "-device", nic]
-    elif spec.mode == "netem" and spec.tap:
-        cmd += ["-netdev", f"tap,id=net0,ifname={opt(spec.tap)},script=no,downscript=no",
-                "-device", nic]
-    elif spec.mode == "netem":
-        cmd += ["-netdev", dgram_netdev("net0", *spec.dgram), "-device", nic]
-    elif nic:
-        cmd += ["-netdev", "hubport,id=net0,hubid=0", "-device", nic]
+    if spec.address:
+        cmd += ["-netdev", _netdev(spec),
+                "-device", f"e1000,netdev=net0,mac={mac_text(spec.address)},romfile="]
     return cmd
 
 

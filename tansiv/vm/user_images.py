@@ -46,6 +46,7 @@ class ImageSpec:
     files: tuple = ()       # (path in the guest, file or folder on this machine)
     provision: str = ""     # a script run in the image at build time
     memory_mb: int = 0      # 0: from the image's size
+    boot: str = "snapshot"  # how its VMs start (images.BOOTS): not its content, not its key
 
     @classmethod
     def from_config(cls, name: str, raw: dict, where: str = "config") -> "ImageSpec":
@@ -65,9 +66,12 @@ class ImageSpec:
         provision = raw.get("provision", "")
         if provision and not Path(provision).is_file():
             raise InputError(f"{key}.provision: {provision} does not exist")
+        boot = raw.get("boot", "snapshot")
+        if boot not in images.BOOTS:
+            raise InputError(f"{key}.boot: '{boot}' is not one of {', '.join(images.BOOTS)}")
         return cls(name, raw.get("base", "initramfs"),
                    tuple(resolve(p, f"{key}.packages") for p in raw.get("packages", ())),
-                   files, provision, raw.get("memory_mb", 0))
+                   files, provision, raw.get("memory_mb", 0), boot)
 
 
 def resolve(package: str, where: str) -> str:
@@ -156,6 +160,7 @@ def build(spec: ImageSpec, rebuild: bool = False, say=print) -> GuestImage:
             say(f"building image {spec.name} ({spec.base}, {len(spec.packages)} packages) in "
                 f"{out}")
             _build(spec, out, guest_versions, versions)
+        images.set_boot(out, spec.boot)
         link = paths.cache_dir() / "images" / "by-name" / spec.name
         link.parent.mkdir(parents=True, exist_ok=True)
         tmp = link.with_suffix(".new")
