@@ -74,8 +74,11 @@ class Peer:
         self.conn.sendall(frame if isinstance(frame, bytes) else frame.pack())
 
     def hello(self) -> dict:
+        """The client's HELLO; the run starts at the date it says it is at (a VM restored
+        from a snapshot: the snapshot's)."""
         f = self.recv()
         assert f.type == protocol.HELLO, f
+        self.deadline = f.time
         h = protocol.parse_hello(f.payload)
         h["src"] = addr_to_str(f.src)
         return h

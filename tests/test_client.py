@@ -80,6 +80,25 @@ def test_hello_then_time_starts_at_zero(peer):
     assert d.returncode == 0
 
 
+def test_time_starts_where_the_first_goto_says(peer):
+    """The run starts at a VM snapshot's date: the first GOTO carries it, and a process's
+    virtual time starts there; a first deadline not after it is a protocol error."""
+    start_ns = 4_000 * MS
+    d = start(peer, ["time"])
+    peer.hello()
+    peer.send(protocol.Frame(protocol.GOTO, time=start_ns + 10 * MS,
+                             payload=struct.pack("<Q", start_ns)))
+    d.finish()
+    assert d.step("start")["rc"] == "0"
+    assert start_ns / US <= d.step("time")["vt_us"] < (start_ns + 10 * MS) / US
+
+    d = start(peer, [])
+    peer.hello()
+    peer.send(protocol.Frame(protocol.GOTO, time=start_ns, payload=struct.pack("<Q", start_ns)))
+    d.finish()
+    assert d.step("start")["rc"] == "EPROTO" and "after the start" in d.stderr
+
+
 def test_start_without_coordinator(tmp_path):
     d = Driver(str(tmp_path / "nobody.sock"), ME, []).finish()
     assert d.step("start")["rc"] == "ENOENT"

@@ -306,3 +306,25 @@ def test_a_client_idle_until_before_its_deadline_is_removed(hub):
     assert hub.wait(2000)
     (e,) = hub.events()
     assert e.kind == FAILED and "idle until 1000000 ns, not after its deadline" in e.message
+
+
+def test_the_run_starts_at_the_latest_date_a_client_said_and_those_behind_are_told(hub):
+    """A VM restored from a snapshot says in its HELLO the date it is at: the run starts at the
+    latest such date; the first GOTO of a client behind it carries that date (its time starts
+    there), the one of a client at it carries nothing. tsv_hub_begin refuses an earlier date
+    and a second start."""
+    a, b = RawClient(hub.address, "10.0.0.1"), RawClient(hub.address, "10.0.0.2")
+    a.send(protocol.Frame(protocol.HELLO, time=4 * MS, src=a.addr,
+                          payload=protocol.pack_hello(pid=1)))
+    b.hello(pid=2)  # a process: at 0
+    assert hub.accept(2, 5000) == 2
+    assert hub._lib.tsv_hub_start_date(hub._h) == 4 * MS
+    with pytest.raises(HubError, match="a client is at 4000000 ns"):
+        hub._check(hub._lib.tsv_hub_begin(hub._h, 3 * MS))
+    assert hub.begin() == 4 * MS and hub.barrier() == 4 * MS
+    hub.goto(5 * MS)
+    fa, fb = a.recv(), b.recv()
+    assert (fa.type, fa.time, fa.payload) == (protocol.GOTO, 5 * MS, b"")
+    assert (fb.type, fb.time, fb.payload) == (protocol.GOTO, 5 * MS, date(4 * MS))
+    with pytest.raises(HubError, match="started already"):
+        hub._check(hub._lib.tsv_hub_begin(hub._h, 4 * MS))

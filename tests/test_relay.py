@@ -12,21 +12,23 @@ import pytest
 
 from tansiv.run import protocol
 from tansiv.run.hub import FAILED, JOINED, LEFT, Hub, HubError, Relay
-from test_hub import RawClient
+from test_hub import RawClient, date
 
 MS = 1_000_000
 SECRET = os.urandom(protocol.SECRET_SIZE)
 
 
 class Setup:
-    def __init__(self, tmp_path, members=("10.0.0.2", "10.0.0.3")):
+    def __init__(self, tmp_path, members=("10.0.0.2", "10.0.0.3"), dates=None):
+        """dates: the date each member says it is at in its HELLO (default 0)."""
         self.main = Hub(str(tmp_path / "main.sock"))
         self.upstream = self.main.listen_tcp("tcp:127.0.0.1:0")
         self.main.set_secret(SECRET)
         self.local = Hub(str(tmp_path / "local.sock"))
         self.members = [RawClient(self.local.address, n) for n in members]
-        for m in self.members:
-            m.hello()
+        for m, date in zip(self.members, dates or [0] * len(members)):
+            m.send(protocol.Frame(protocol.HELLO, time=date, src=m.addr,
+                                  payload=protocol.pack_hello()))
         assert self.local.accept(len(members), 5000) == len(members)
         self.direct = RawClient(self.main.address, "10.0.0.1")
         self.direct.hello()
@@ -109,6 +111,30 @@ def test_members_are_clients_and_a_round_is_one_exchange_per_relay(setup):
     s.thread.join(5)
     assert s.result == ["end"]
     assert all(m.recv().type == protocol.END for m in s.members)
+
+
+def test_a_members_date_reaches_the_coordinator_and_the_relays_hub_starts_there(tmp_path):
+    """A member restored from a snapshot (its HELLO at 3 ms) behind the relay: its MEMBER
+    carries the date, the run starts there, and the relay's own hub starts there too: the
+    member at that date gets a plain first GOTO, the one behind it (at 0) gets the date."""
+    s = Setup(tmp_path, dates=[3 * MS, 0])
+    try:
+        s.start_relay()
+        assert s.main.accept(3, 5000) == 3
+        assert s.main.begin() == 3 * MS
+        s.main.goto(4 * MS)
+        at, behind = s.members
+        f = at.recv()
+        assert (f.type, f.time, f.payload) == (protocol.GOTO, 4 * MS, b"")
+        f = behind.recv()
+        assert (f.type, f.time, f.payload) == (protocol.GOTO, 4 * MS, date(3 * MS))
+        f = s.direct.recv()
+        assert (f.type, f.time, f.payload) == (protocol.GOTO, 4 * MS, date(3 * MS))
+        for c in [s.direct, *s.members]:
+            c.at_deadline(4 * MS)
+        assert s.main.wait(5000) and s.main.barrier() == 4 * MS
+    finally:
+        s.close()
 
 
 def test_a_member_that_leaves_and_one_removed(setup):

@@ -160,12 +160,13 @@ def probe_result(log):
 
 
 def test_probe_under_tansiv_sees_no_more_than_the_uncoupled_guest(prepared, tmp_path):
-    p, d = two_vms(tmp_path, "1ms", PROBE)
+    # The other VM computes without a pause: the probe's VM waits for it at every barrier.
+    p, d = two_vms(tmp_path, "1ms", PROBE, "while :; do :; done")
     info = run_vms(p, d, tmp_path / "run", "8")
     coupled = probe_result(tmp_path / "run" / "participants" / "10.0.0.1.log")
     held = next(x["held_s"] for x in info["participants"] if x["name"] == "10.0.0.1")
-    # Held at thousands of barriers (one per ms of its run), for tens of µs each while the
-    # other VM finished its slice: a probe that saw none of it saw the pauses for real.
+    # Held at thousands of barriers (one per ms of its run) while the other VM finished its
+    # slice: a probe that saw none of it saw the pauses for real.
     assert held >= 0.05, f"the coordinator held the VM only {held} s"
 
     # The same guest alone (mode none): same command line, no coordinator, a NIC leading
@@ -245,7 +246,8 @@ def test_vm_stops_when_its_hub_goes_away(prepared, tmp_path):
         peer.srv.settimeout(60)
         peer.accept()
         assert peer.hello()["src"] == "10.0.0.1"
-        slices = peer.serve(1_000_000, at_barrier=lambda _p, T, _s: T < 50_000_000)
+        start = peer.deadline  # its snapshot's date
+        slices = peer.serve(1_000_000, at_barrier=lambda _p, T, _s: T < start + 50_000_000)
         assert len(slices) == 50  # it ran 50 ms of virtual time with the Peer as its hub
         peer.close()
         qemu.wait(timeout=30)
@@ -372,8 +374,9 @@ def test_frames_for_a_nic_that_takes_none_wait_up_to_a_bound(prepared, tmp_path)
                          actor("h2", "10.0.0.2", TESTS_BIN / "burst", "-n", "10.0.0.2", "--",
                                "send", "10.0.0.1", 5000, 100, "stop"))
     out = tmp_path / "run"
+    # Booting (from its snapshot, its driver would be up).
     r = tansiv("run", p, d, "--out", out, "--quiet", "--until", "2", "--end-grace", "3",
-               timeout=600)
+               "--cold-boot", timeout=600)
     assert r.returncode == 0, r.stderr
     log = (out / "participants" / "10.0.0.1.log").read_text(errors="replace")
     assert log.count("the NIC takes no frames and 4096 wait") == 1, log[-2000:]

@@ -65,6 +65,8 @@ def command(exp: dict, p: Plan, platform: Path, dep: Path, run_dir: Path) -> lis
                 args += [f"--{flag.replace('_', '-')}", exp[flag]]
     else:
         args += ["--timeout", exp["timeout_s"]]
+    if exp.get("cold_boot") and mode.name in ("tansiv", "none"):
+        args.append("--cold-boot")
     if mode.name == "netem":
         args += ["--where", exp["netem_where"]]
     if exp.get("queue_size") is not None:

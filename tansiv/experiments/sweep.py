@@ -56,6 +56,7 @@ class Experiment:
     params: dict = _not_column()       # the workload's parameters (a column each: tables.py)
     definition: dict = _not_column()   # a configured workload's block
     netem_where: str = _not_column("auto")
+    cold_boot: bool = _not_column(False)  # VMs boot instead of starting from a snapshot
     pcap: bool = _not_column(False)
     timeout_s: float = _not_column(TIMEOUT_S)
 
@@ -157,6 +158,7 @@ def expand(config: dict) -> dict:
                     network=net, idle_horizons=horizons, queue=queue, queue_size=qsize, loss=loss, seed=seed,
                     rep=rep, params={**w.defaults(), **(sweep.get(w.name) or {})},
                     definition=definition, netem_where=config.get("netem_where", "auto"),
+                    cold_boot=config.get("cold_boot", False),
                     pcap=sweep.get("pcap", False),
                     timeout_s=sweep.get("timeout_s", config.get("timeout_s", TIMEOUT_S))))
     return experiments

@@ -171,6 +171,10 @@ class Coordinator:
         self.start_ns = self.now_ns = self.hub.begin()
         if self.start_ns:
             log.info("the simulation starts at %d ns (a VM's snapshot date)", self.start_ns)
+            if self.opt.until_ns is not None and self.opt.until_ns <= self.start_ns:
+                raise RunError(f"--until {self.opt.until_ns} ns is not after the start of the "
+                               f"simulation, {self.start_ns} ns (the date of a VM's booted "
+                               f"snapshot; --until is a date: see README, Booted snapshots)")
             self._settle(self.net.advance(self.start_ns), self.start_ns)
 
     # ---- lookahead -------------------------------------------------------------------------
