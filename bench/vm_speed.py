@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Wall-clock seconds per simulated second with idle VMs.
 
-N VMs (tansiv's default guest) boot, then sleep, on a cluster whose routes have the given
-latency (the lookahead), over each transport, with idle horizons on and off (--idle-horizons:
-halted guests sit out the rounds before their next timer). Each (N, transport, horizons)
-runs twice, idling SHORT then LONG simulated seconds after boot; the difference isolates the
-cost of idle time from the boot:
+N VMs (tansiv's default guest, started from its booted snapshot) sleep, on a cluster whose
+routes have the given latency (the lookahead), over each transport, with idle horizons on and
+off (--idle-horizons: halted guests sit out the rounds before their next timer). Each (N,
+transport, horizons) runs twice, idling SHORT then LONG simulated seconds; the difference
+isolates the cost of idle time from the start-up:
     idle cost = (wall(LONG) - wall(SHORT)) / (LONG - SHORT)   wall s per simulated s
     µs/round  = (wall(LONG) - wall(SHORT)) / (rounds(LONG) - rounds(SHORT))
 and µs/round is printed as a multiple of the machine's floor for N processes (a bare
@@ -57,7 +57,7 @@ def main() -> None:
                     long = idle_vms(n, args.latency, args.long, transport, horizons, Path(tmp))
                     wall = long.sync_wall_s - short.sync_wall_s
                     sim = units.to_seconds(long.simulated_ns - short.simulated_ns)
-                    long_sim = units.to_seconds(long.simulated_ns)
+                    long_sim = units.to_seconds(long.simulated_ns - long.start_ns)
                     us_round = wall / max(1, long.rounds - short.rounds) * 1e6
                     table.row(n, transport, horizons, f"{long_sim:.2f}",
                               f"{long.sync_wall_s:.2f}", f"{long.sync_wall_s / long_sim:.3f}",
@@ -66,7 +66,8 @@ def main() -> None:
                               f"{sim / wall:.1f}" if wall > 0 else "< boot noise",
                               long.rounds, long.rounds_sat_out, f"{us_round:.1f}",
                               f"{floor:.1f}", f"{us_round / floor:.2f}")
-    print("(wall/sim: the whole long run, boot included; idle wall/sim and us/round: the "
+    print("(wall/sim: the whole long run, from its start (the guests' booted snapshot); idle "
+          "wall/sim and us/round: the "
           "difference between the two runs, which a long idle time makes larger than the "
           "boots' variation (--long); floor: µs per round of the bare barrier of N "
           "processes)")

@@ -162,6 +162,7 @@ def test_failing_experiment_is_kept_and_marked(tmp_path):
   doomed:
     modes: [tansiv]
     workload: ping
+    ping: {count: 100000, interval_ms: 10}   # 1000 s of pings: far beyond 3 s of wall
     timeout_s: 3
   doomed_alone:
     modes: [none]

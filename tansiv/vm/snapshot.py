@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import paths
+from .. import leftovers, paths
 from ..errors import TansivError
 from .images import GuestImage, locked
 from .qemu import NIC, guest_machine, guest_settings, opt, settings_files
@@ -103,7 +103,16 @@ def take(qemu: Path, image: GuestImage, memory_mb: int, out: Path) -> None:
 
 
 def _boot_and_save(qemu: Path, image: GuestImage, memory_mb: int, tmp: Path) -> None:
-    qmp_path = tmp / "qmp.sock"
+    # The monitor's socket in a short private folder: a Unix socket's path has 107 bytes.
+    sockets = Path(tempfile.mkdtemp(prefix=leftovers.tmp_prefix("snapshot")))
+    try:
+        _boot_and_save_with(qemu, image, memory_mb, tmp, sockets / "qmp.sock")
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
+def _boot_and_save_with(qemu: Path, image: GuestImage, memory_mb: int, tmp: Path,
+                        qmp_path: Path) -> None:
     console = tmp / "console.log"
     cmd = machine(qemu, image, memory_mb) + DEVICE + [
         "-qmp", f"unix:{opt(qmp_path)},server=on,wait=off"]
@@ -141,7 +150,6 @@ def _boot_and_save(qemu: Path, image: GuestImage, memory_mb: int, tmp: Path) -> 
         "virtual_ns": at, "boot_wall_s": round(boot_wall_s, 3),
         "image": str(image.path), "memory_mb": memory_mb, "qemu": str(qemu),
         "state_bytes": (tmp / "state").stat().st_size}, indent=2) + "\n")
-    qmp_path.unlink(missing_ok=True)
     (tmp / ".complete").write_text("")
 
 
