@@ -91,7 +91,7 @@ if [ -z "${TANSIV_SKIP_APPTAINER:-}" ] && [ -z "${TANSIV_SKIP_APT:-}" ]; then
 fi
 
 if [ -z "${TANSIV_SKIP_VM:-}" ]; then
-  say "QEMU with tantap and the guest image (built once, then cached)"
+  say "QEMU with tantap, the guest image and its booted snapshot (built once, then cached)"
   "$VENV/bin/tansiv" prepare >/dev/null
 fi
 

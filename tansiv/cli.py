@@ -219,8 +219,8 @@ def _parser() -> argparse.ArgumentParser:
     uncoupled(alone, "run only this VM (repeatable; default: every VM)")
     cold_boot(alone)
 
-    sub.add_parser("prepare", help="build QEMU with tantap and the guest images if needed "
-                   "(cached); print where they are")
+    sub.add_parser("prepare", help="build QEMU with tantap and the guest images, and take the "
+                   "default guest's booted snapshot, if needed (cached); print where they are")
 
     image = sub.add_parser("image", help="the guest images a configuration declares")
     image.add_argument("action", choices=["build"])
@@ -372,9 +372,13 @@ def cmd_image(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from .vm import build
-    for k, v in build.prepare(router=True).env().items():
+    from .vm import build, snapshot
+    vms = build.prepare(router=True)
+    for k, v in vms.env().items():
         print(f"{k}={v}")
+    snap = snapshot.ensure(vms.qemu, vms.guest, vms.guest.memory_mb,
+                           say=lambda m: print(m, file=sys.stderr))
+    print(f"tansiv: the default guest's booted snapshot: {snap.path}", file=sys.stderr)
     return 0
 
 

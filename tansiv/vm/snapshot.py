@@ -11,7 +11,8 @@ date, where the simulation starts (tansiv-protocol.h).
 
 Cached under $TANSIV_CACHE/snapshots/<key>/ (state, snapshot.json, console.log), <key> a hash
 of QEMU's binary, the image's kernel and initramfs (path, size, modification time: a rebuilt
-image makes a new snapshot), the memory and the machine's command line."""
+image makes a new snapshot), the memory and the machine's command line. A new snapshot
+replaces the older ones of the same image folder and memory."""
 
 import hashlib
 import json
@@ -93,6 +94,7 @@ def take(qemu: Path, image: GuestImage, memory_mb: int, out: Path) -> None:
         _boot_and_save(qemu, image, memory_mb, tmp)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
+        _prune(out)
     except TansivError as e:
         kept = out.parent / f"{out.name}.failed-console.log"  # what the guest said, kept
         shutil.copyfile(tmp / "console.log", kept)
@@ -100,6 +102,21 @@ def take(qemu: Path, image: GuestImage, memory_mb: int, out: Path) -> None:
                           f"{kept}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _prune(kept: Path) -> None:
+    """Removes the snapshots this one replaces (the same image folder and memory: an image
+    rebuilt in place, or another QEMU) and those whose image is gone: tens to hundreds of MB
+    each. A VM restoring from one keeps its open file."""
+    meta = json.loads((kept / "snapshot.json").read_text())
+    for other in kept.parent.iterdir():
+        try:
+            m = json.loads((other / "snapshot.json").read_text())
+        except (OSError, ValueError):
+            continue  # not a snapshot, or one being taken
+        same = (m.get("image"), m.get("memory_mb")) == (meta["image"], meta["memory_mb"])
+        if other != kept and (same or not Path(m.get("image", "")).exists()):
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def _boot_and_save(qemu: Path, image: GuestImage, memory_mb: int, tmp: Path) -> None:

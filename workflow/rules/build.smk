@@ -47,6 +47,7 @@ rule qemu:
         "csrc/qemu/tantap.patch",
         "csrc/qemu/tantap.c",
         "csrc/qemu/backend_qemu.c",
+        "csrc/qemu/snapshot_point.c",
         "csrc/client/sources.txt",
         CLIENT_SOURCES,
     output:
