@@ -261,18 +261,19 @@ def test_a_waiting_client_says_until_when_and_jumps_to_where_it_is_woken(peer):
     """In vsg_wait the client tells the hub, at its deadline, the date it waits until (none:
     until a message). Left out of rounds, its time jumps to the barrier it is woken at, by a
     delivery or by a GOTO saying where from: the program sees the message at its delivery
-    date, and its timeout at its date, never the time the hub skipped."""
-    d = start(peer, ["vwait:-", "recv:64", "vwait:5000", "time"])
+    date, and its timeout at its date, never the time the hub skipped. (A process's time
+    runs with its real time: the margins, 40 ms, are for a loaded host.)"""
+    d = start(peer, ["vwait:-", "recv:64", "vwait:50000", "time"])
     peer.hello()
     peer.goto(1 * MS)
     _, at = peer.gather()
     assert (at.time, at.payload) == (1 * MS, date(NEVER))
     peer.deliver(7 * MS, OTHER, ME, b"ping")  # rounds to 7 ms went on without it
     peer.send(protocol.Frame(protocol.GOTO, time=8 * MS, payload=date(7 * MS)))
-    _, at = peer.gather()  # now waiting 5 ms from about 7 ms
+    _, at = peer.gather()  # now waiting 50 ms from about 7 ms
     (until,) = struct.unpack("<Q", at.payload)
-    assert at.time == 8 * MS and 12 * MS < until < 12 * MS + 50 * MS // 10
-    peer.send(protocol.Frame(protocol.GOTO, time=13 * MS, payload=date(11 * MS)))
+    assert at.time == 8 * MS and 57 * MS < until < 57 * MS + 40 * MS
+    peer.send(protocol.Frame(protocol.GOTO, time=100 * MS, payload=date(56 * MS)))
     try:
         peer.gather()
     except EOFError:
@@ -280,9 +281,9 @@ def test_a_waiting_client_says_until_when_and_jumps_to_where_it_is_woken(peer):
     d.finish()
     assert d.returncode == 0, d.stderr
     first, second = d.step("vwait", 0), d.step("vwait", 1)
-    assert first["rc"] == "0" and 7000 <= first["vt_us"] < 7000 + 5000
+    assert first["rc"] == "0" and 7000 <= first["vt_us"] < 7000 + 40000
     assert d.step("recv")["rc"] == "0" and d.step("recv")["vt_us"] >= 7000
-    assert second["rc"] == "ETIMEDOUT" and until // 1000 <= second["vt_us"] < 13000
+    assert second["rc"] == "ETIMEDOUT" and until // 1000 <= second["vt_us"] < 100000
 
 
 def test_a_client_that_runs_says_nothing_and_accepts_no_jump(peer):
