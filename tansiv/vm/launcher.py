@@ -112,17 +112,20 @@ def boots_cold(args, image) -> bool:
             or getattr(image, "boot", "snapshot") == "cold")
 
 
+def snapshot_of(args, image, qemu: Path, memory_mb: int, say=print):
+    """The snapshot this VM starts from (taken if missing), or None if it boots."""
+    return None if boots_cold(args, image) else snapshot.ensure(qemu, image, memory_mb, say=say)
+
+
 def prepare(argv, given=None, say=print) -> None:
     """What a VM started with these arguments needs before it starts: its image's snapshot,
     taken now if missing (a run takes them before starting anything, so that no VM spends its
     time to connect on it)."""
     args = _parser().parse_args(argv)
-    if args.image == "debian":
-        return
-    image = guest_image(args.image, given)
-    if not boots_cold(args, image):
-        qemu = given.qemu if given else build.qemu_dir()
-        snapshot.ensure(qemu, image, args.memory or image.memory_mb, say=say)
+    if args.image != "debian":
+        image = guest_image(args.image, given)
+        snapshot_of(args, image, given.qemu if given else build.qemu_dir(),
+                    args.memory or image.memory_mb, say)
 
 
 def main(argv=None) -> int:
@@ -153,9 +156,8 @@ def main(argv=None) -> int:
         else:
             image = guest_image(args.image, given)
             spec.memory_mb = args.memory or image.memory_mb
-        snap = (None if boots_cold(args, image) else
-                snapshot.ensure(qemu, image, spec.memory_mb,
-                                say=lambda m: print(m, file=sys.stderr, flush=True)))
+        snap = snapshot_of(args, image, qemu, spec.memory_mb,
+                           say=lambda m: print(m, file=sys.stderr, flush=True))
         cmd = qemu_command(spec, qemu, image, snap.state if snap else None)
     except TansivError as e:
         print(f"tansiv-vm: error: {e}", file=sys.stderr)
