@@ -438,6 +438,7 @@ class Coordinator:
                        lost=getattr(p.proc, "lost", False))
             if p.client is not None:
                 p.held_s = units.to_seconds(self.hub.held_ns(p.client))
+            cap_consoles([p])  # its writer has ended: the last cap bounds the file for good
             if not self.opt.quiet:
                 p.echo_rest()
 

@@ -222,5 +222,6 @@ def wait(members, timeout_s: float) -> None:
         still = p.proc.poll() is None
         p.terminate(grace_s=2.0)
         p.finished(p.proc.returncode, terminated=still)
+        cap_consoles([p])  # its writer has ended: the last cap bounds the file for good
         if still and p in waited:
             p.state, p.detail = FAILED, f"still running after the timeout ({timeout_s:g} s)"
