@@ -14,7 +14,7 @@ import pytest
 from helpers import REPO
 
 SECONDS = int(os.environ.get("TANSIV_FUZZ_SECONDS", "60"))
-HARNESSES = ["hub", "client", "ring", "relay"]
+HARNESSES = ["hub", "client", "ring", "relay", "guest"]
 
 
 @pytest.fixture(scope="module")

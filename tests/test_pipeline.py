@@ -130,7 +130,7 @@ def test_tiny_sweep_figures_and_report(tiny, tmp_path):
     # it has no full-mesh ping, probe or iperf3: those say what is missing.
     measured = {"rtt_excess": 2 * 2, "speed": 5, "gettimeofday": 2}  # at least so many points
     for name in ("rtt_excess", "ping_matrix", "transparency", "goodput", "speed",
-                 "gettimeofday", "bufferbloat", "loss_goodput"):
+                 "gettimeofday", "bufferbloat", "loss_goodput", "detection"):
         for ext in ("png", "pdf"):
             f = results / "figures" / f"{name}.{ext}"
             assert f.exists() and f.stat().st_size > 1000, f
@@ -148,6 +148,58 @@ def test_tiny_sweep_figures_and_report(tiny, tmp_path):
                    "--report", report)
     assert rr.returncode == 0, rr.stderr[-3000:]
     assert report.stat().st_size > 10_000
+    # Its first page: the claims checked, with their verdicts.
+    page = report.read_text()
+    assert "claims checked against this sweep" in page and "exceeds the model by at most" in page
+
+
+def claims_of(results) -> dict:
+    return {c["claim"]: c for c in json.loads((results / "claims.json").read_text())["claims"]}
+
+
+RTT_CLAIM = "Under tansiv, a VM's RTT exceeds the model by at most 50 µs"
+
+
+def test_tiny_sweep_claims(tiny, tmp_path):
+    """What the tiny sweep measures is checked (the VMs' RTT excess), what it does not is
+    "not measured"; the same claims on a table broken on purpose fail."""
+    results, _ = tiny
+    got = claims_of(results)
+    (rtt,) = [c for text, c in got.items() if text.startswith(RTT_CLAIM)]
+    assert rtt["verdict"] == "PASS", rtt
+    assert got[next(t for t in got if t.startswith("Under tansiv, TCP goodput"))][
+        "verdict"] == "not measured"
+    md = (results / "claims.md").read_text()
+    assert md.startswith("# Claims: ") and "| **PASS** |" in md
+    # One tansiv RTT 1 ms over the model: the claim fails, saying where.
+    from tansiv.experiments import claims, figures, workloads
+    tables = figures.read_tables(sorted((results / "tables").glob("*.csv")))
+    rows = tables["rtt"]
+    late = rows.index[(rows["mode"] == "tansiv") & (rows.metric == "rtt_excess_ns")][0]
+    rows.loc[late, "value"] += 1_000_000
+    broken = {r["claim"]: r for r in claims.evaluate(workloads.figures(), (), tables)}
+    (rtt,) = [c for text, c in broken.items() if text.startswith(RTT_CLAIM)]
+    assert rtt["verdict"] == "FAIL" and rtt["measured"].startswith("10"), rtt
+
+
+def test_rerun_check_runs_again_and_compares(tiny):
+    """`snakemake rerun_check` runs the chosen experiment a second time: the same guest output
+    and packets, a claim that passes; a rerun whose packets differ makes it fail."""
+    results, _ = tiny
+    args = ["--cores", "2", "--configfile", DATA / "sweep-tiny.yaml", "--config",
+            f"results={results}", "rerun_check"]
+    r = snakemake(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (rerun,) = list((results / "rerun").iterdir())
+    assert rerun.name.startswith("latency-tansiv-")
+    claim = next(c for t, c in claims_of(results).items() if t.startswith("A rerun"))
+    assert claim["verdict"] == "PASS" and claim["measured"] == "3 of 3 hold", claim
+    with open(rerun / "run" / "packets.jsonl", "a") as f:
+        f.write("{}\n")
+    r = snakemake(*args, "--forcerun", "rerun_compare")
+    assert r.returncode == 0, r.stderr[-3000:]
+    claim = next(c for t, c in claims_of(results).items() if t.startswith("A rerun"))
+    assert claim["verdict"] == "FAIL" and "packets.jsonl" in claim["detail"], claim
 
 
 def test_nothing_reruns_when_nothing_changed(tiny):

@@ -3,11 +3,11 @@
 # repository; then merges into that corpus the inputs that reached new code (-merge=1 keeps
 # it small):
 #
-#   csrc/fuzz/fuzz.sh hub|client|ring|relay [SECONDS (default 600)] [libFuzzer options...]
+#   csrc/fuzz/fuzz.sh hub|client|ring|relay|guest [SECONDS (default 600)] [libFuzzer options...]
 #
 # tests/test_fuzz.py runs each for a bounded time (on a copy of the corpus).
 set -eu
-name=${1:?usage: fuzz.sh hub|client|ring|relay [SECONDS] [libFuzzer options]}
+name=${1:?usage: fuzz.sh hub|client|ring|relay|guest [SECONDS] [libFuzzer options]}
 seconds=${2:-600}
 [ $# -ge 2 ] && shift 2 || shift $#
 here=$(cd "$(dirname "$0")" && pwd)

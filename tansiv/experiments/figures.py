@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.collections  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -38,6 +39,9 @@ class Drawn:
 def _points(ax) -> int:
     n = sum(len(line.get_xydata()) for line in ax.get_lines())
     for c in ax.collections:
+        if isinstance(c, matplotlib.collections.QuadMesh):  # a heatmap: its cells with data
+            n += int(c.get_array().count())
+            continue
         offsets = c.get_offsets()
         array = c.get_array()
         n += len(array.ravel()) if array is not None and not len(offsets) else len(offsets)

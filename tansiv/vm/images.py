@@ -25,7 +25,7 @@ from pathlib import Path
 from .. import debian, leftovers, paths
 from ..errors import TansivError
 
-GUEST_TOOLS = ("tping", "tprobe")
+GUEST_TOOLS = ("tping", "tprobe", "tdetect")
 # How an image's VMs start: from its booted snapshot (tansiv/vm/snapshot.py) or booting.
 BOOTS = ("snapshot", "cold")
 

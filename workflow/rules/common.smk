@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 
 from tansiv import debian
 from tansiv.errors import TansivError
-from tansiv.experiments import config as checked, sweep, workloads
+from tansiv.experiments import config as checked, reruns, sweep, workloads
 from tansiv.experiments.modes import MODES
 
 
@@ -25,7 +25,9 @@ def validate(config):
     try:
         checked.check(config, source)
         sweep.check_qemu_version(config, Path("csrc/qemu/qemu.env").read_text())
-        return sweep.expand(config), checked.images(config, source)
+        experiments = sweep.expand(config)
+        return (experiments, checked.images(config, source),
+                reruns.select(config, experiments, source))
     except TansivError as e:
         raise WorkflowError(str(e))
 
@@ -35,7 +37,8 @@ try:
     config.update(checked.resolve(config))  # what include: brings
 except TansivError as e:
     raise WorkflowError(str(e))
-EXPERIMENTS, IMAGES = validate(config)
+# RERUN: what `snakemake rerun_check` runs a second time (tansiv/experiments/reruns.py).
+EXPERIMENTS, IMAGES, RERUN = validate(config)
 R = config.get("results", "results").rstrip("/")
 # The environment jobs' tansiv commands run from, wherever the jobs run (in a container too).
 os.environ.setdefault("TANSIV_PREFIX", sys.prefix)

@@ -6,6 +6,7 @@ here, or one block of a configuration."""
 from .base import Figure, Workload
 from .bufferbloat import Bufferbloat
 from .configured import Configured
+from .detection import Detection
 from .gettimeofday import GetTimeOfDay
 from .idle import Idle
 from .iperf3 import Iperf3
@@ -13,7 +14,7 @@ from .ping import Ping
 from .probe import Probe
 
 WORKLOADS = {w.name: w for w in (Ping(), Probe(), Iperf3(), Bufferbloat(), GetTimeOfDay(),
-                                  Idle())}
+                                  Idle(), Detection())}
 
 # Every experiment's run metrics (tansiv/experiments/runner.py), in a table of their own;
 # with the time each participant was held, what a run measures of itself, not its workload.

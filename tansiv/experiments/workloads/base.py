@@ -18,6 +18,7 @@ class Figure:
     caption: str                        # in the report (reStructuredText)
     draw: Callable                      # draw(fig, tables): tables = {name: DataFrame}
     size: tuple = (6, 4.5)              # inches
+    claims: tuple = ()                  # what it shows, checked after the sweep (claims.py)
 
 
 class Workload:

@@ -7,7 +7,7 @@ from ...run import routes as routes_mod
 from ...run.choices import DEFAULT_QUEUE_SIZE
 from ...run.wire import ethernet_wire_size
 from ...units import queue_size
-from .. import figures, metrics
+from .. import claims, figures, metrics
 from .base import Figure, Workload, median
 
 FULL_FRAME = ethernet_wire_size(1514)  # a TCP segment of 1448 bytes, on the wire
@@ -52,7 +52,15 @@ fills the route from client to server, per queue size and discipline (boxes: eve
 the flow's steady state, from 2 s after its start), with the base RTT the model gives
 (dashed) and the RTT behind a full queue: base + the queue's frames (full-size TCP segments,
 1538 bytes on the wire) over the link's bandwidth (black). DropTail reaches it; CoDel and
-FQ-CoDel keep the ping near the base RTT.""", _bufferbloat, size=(8, 4.5)),)
+FQ-CoDel keep the ping near the base RTT.""", _bufferbloat, size=(8, 4.5), claims=(
+        claims.relative("Under tansiv, behind a DropTail queue the slowest pings (p95) wait "
+                        "for the whole queue: base RTT + queue / bandwidth, within 5 %",
+                        "bufferbloat", "rtt_ns", "full_queue_rtt_ns", tolerance=0.05,
+                        stat="p95", where={"mode": "tansiv", "queue": "droptail"}),
+        claims.close_to("Under tansiv, FQ-CoDel keeps the median ping within 5 ms of the "
+                        "base RTT", "bufferbloat", "rtt_ns", "model_rtt_ns", within=5,
+                        scale=1e-6, unit=" ms", where={"mode": "tansiv", "queue": "fq_codel"}),
+    )),)
 
     def plan(self, p, prm):
         seconds, interval = prm["seconds"], prm["interval_ms"]

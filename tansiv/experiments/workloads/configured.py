@@ -38,6 +38,7 @@ from pathlib import Path
 from ... import paths
 from ...errors import InputError, TansivError
 from ...vm import user_images
+from .. import claims
 from .base import Figure, Workload, median
 
 FIXED = ("name", "address", "index", "n", "peers", "role")
@@ -71,8 +72,10 @@ class Configured(Workload):
         self.params = {k: {"default": v} for k, v in (raw.get("params") or {}).items()}
         self.table = name
         self.metrics = ()  # every row its script gives (tables.py)
-        self.figures = tuple(Figure(f["name"], _caption(f), _drawer(name, f))
-                             for f in raw.get("figures", ()))
+        self.figures = tuple(
+            Figure(f["name"], _caption(f), _drawer(name, f),
+                   claims=tuple(claims.from_config(c, name) for c in f.get("claims", ())))
+            for f in raw.get("figures", ()))
 
     def check(self, where: str, images: dict) -> None:
         """What can be wrong before anything runs, named with its key."""

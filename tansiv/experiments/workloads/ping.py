@@ -3,7 +3,7 @@ topology, or every VM every other with mesh: the seed's RTT matrix); processes w
 pingpong example."""
 
 from ... import units
-from .. import figures, metrics
+from .. import claims, figures, metrics
 from .base import Figure, Workload, median
 
 
@@ -70,10 +70,31 @@ ping, one panel per mode with its own scale, one line per network model (the mod
 one's: serialization once at the bottleneck for SimGrid's flows, on every hop for ns-3's
 packets). tansiv's excess is the guests' own processing time, the same at every latency and
 under either model; netem's grows with the host's load.""", _rtt_excess,
-               size=(11, 4)),
+               size=(11, 4), claims=(
+                   claims.bound("Under tansiv, a VM's RTT exceeds the model by at most 50 µs, "
+                                "at every latency, under either network model",
+                                "rtt", "rtt_excess_ns", at_most=50, scale=1e-3, unit=" µs",
+                                where={"mode": "tansiv", "mesh": False}),
+                   claims.bound("Under tansiv, that excess is a constant: it spreads over at "
+                                "most 5 µs across the latencies of a sweep and network model",
+                                "rtt", "rtt_excess_ns", stat="spread", at_most=5, scale=1e-3,
+                                unit=" µs", where={"mode": "tansiv", "mesh": False},
+                                by=("sweep", "network")))),
         Figure("ping_matrix", """The seed's validation table: every VM of a full-mesh
 experiment pings every other; each cell is the median RTT (ms) from the row's VM to the
-column's, and its excess over the model.""", _ping_matrix),
+column's, and its excess over the model. All VMs ping at once: a guest may be answering
+another's ping when one arrives, so pairs' excesses differ, each constant over its pings.""",
+               _ping_matrix, claims=(
+                   claims.bound("In the full mesh under tansiv, every pair's RTT exceeds the "
+                                "model by at most 200 µs (the guests' processing, pings "
+                                "meeting in a guest included)", "rtt", "rtt_excess_ns",
+                                at_most=200, scale=1e-3, unit=" µs",
+                                where={"mode": "tansiv", "mesh": True}),
+                   claims.bound("...and each pair's excess is a constant: it spreads over "
+                                "at most 5 µs across the pair's pings", "rtt",
+                                "rtt_excess_ns", stat="spread", at_most=5, scale=1e-3,
+                                unit=" µs", where={"mode": "tansiv", "mesh": True},
+                                by=("id", "src", "dst")))),
     )
 
     def plan(self, p, prm):

@@ -2,7 +2,7 @@
 TSC rate, sleep overshoot), under tansiv, alone (none: the reference) and under netem."""
 
 from ...errors import TansivError
-from .. import figures, metrics
+from .. import claims, figures, metrics
 from .base import Figure, Workload, median
 
 
@@ -46,7 +46,11 @@ class Probe(Workload):
 the largest step between two consecutive reads of CLOCK_MONOTONIC, CLOCK_REALTIME and the TSC
 in tight loops (left), and the largest overshoot of nanosleep (right), per mode. "none" is the
 same guest alone, never paused: under tansiv the guest sees no more than that.""",
-                      _transparency, size=(10, 4)),)
+                      _transparency, size=(10, 4), claims=(
+                          claims.same_as("Under tansiv, the guest's clock gaps, TSC rate "
+                                         "and sleep overshoots, paused or not, equal those of "
+                                         "the same guest alone, bit for bit", "probe",
+                                         mode="tansiv", reference="none"),)),)
 
     def plan(self, p, prm):
         first = p.hosts[0]
