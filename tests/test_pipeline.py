@@ -187,8 +187,8 @@ def test_rerun_check_runs_again_and_compares(tiny):
     and packets, a claim that passes; a rerun whose packets differ makes it fail."""
     results, _ = tiny
     args = ["--cores", "2", "--configfile", DATA / "sweep-tiny.yaml", "--config",
-            f"results={results}", "rerun_check"]
-    r = snakemake(*args)
+            f"results={results}"]  # --config takes every word after it: the target first
+    r = snakemake("rerun_check", *args)
     assert r.returncode == 0, r.stderr[-3000:]
     (rerun,) = list((results / "rerun").iterdir())
     assert rerun.name.startswith("latency-tansiv-")
@@ -196,7 +196,7 @@ def test_rerun_check_runs_again_and_compares(tiny):
     assert claim["verdict"] == "PASS" and claim["measured"] == "3 of 3 hold", claim
     with open(rerun / "run" / "packets.jsonl", "a") as f:
         f.write("{}\n")
-    r = snakemake(*args, "--forcerun", "rerun_compare")
+    r = snakemake("rerun_check", "--forcerun", "rerun_compare", *args)
     assert r.returncode == 0, r.stderr[-3000:]
     claim = next(c for t, c in claims_of(results).items() if t.startswith("A rerun"))
     assert claim["verdict"] == "FAIL" and "packets.jsonl" in claim["detail"], claim
