@@ -5,8 +5,10 @@ import sys
 from tansiv.vm import user_images
 
 PREFIX = sys.prefix
+# Not QEMU's (its own rule), nor the fuzzing harnesses and their corpus (built apart).
 CORE_SOURCES = sorted(
-    str(p) for p in Path("csrc").rglob("*") if p.is_file() and "qemu" not in p.parts
+    str(p) for p in Path("csrc").rglob("*")
+    if p.is_file() and "qemu" not in p.parts and "fuzz" not in p.parts
 ) + ["examples/CMakeLists.txt", "examples/pingpong/pingpong.c", "examples/send/send.c"]
 # The client library's files QEMU's tantap is built with (one list: csrc/client/sources.txt).
 CLIENT_SOURCES = [
@@ -15,12 +17,13 @@ CLIENT_SOURCES = [
     if line.strip() and not line.lstrip().startswith("#")
 ]
 # The modules that run or measure experiments. Not the sweep and configuration (a change of
-# the sweep changes experiments' parameters, which reruns them by itself), nor the figures;
-# a workload's own code is a parameter of its experiments (Workload.fingerprint).
+# the sweep changes experiments' parameters, which reruns them by itself), nor the figures
+# and the claims; a workload's own code is a parameter of its experiments
+# (Workload.fingerprint).
 PACKAGE_SOURCES = sorted(
     str(p) for p in Path("tansiv").rglob("*.py")
     if "workloads" not in p.parts
-    and p.name not in ("sweep.py", "config.py", "figures.py")
+    and p.name not in ("sweep.py", "config.py", "figures.py", "claims.py", "reruns.py")
 )
 
 
