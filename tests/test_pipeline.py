@@ -258,7 +258,7 @@ def test_slurm_profile(tmp_path):
         assert r.returncode == 0, r.stderr[-5000:]
         log = r.stderr.split("Complete log(s):")[-1].split()[0]
         submitted = Path(log).read_text().count("has been submitted with SLURM jobid")
-        assert submitted == 13  # core, 3 experiments, aggregate, 8 figures
+        assert submitted == 15  # core, 3 experiments, aggregate, 9 figures, claims
     finally:
         cluster.stop()
     exps = table(results, "experiments")
