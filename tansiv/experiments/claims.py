@@ -126,39 +126,41 @@ def _pairs(tables, table, metric, reference, stat, where):
     return out
 
 
+def _compared(text, table, metric, reference, stat, where, *, gap, shown, value, tolerance,
+              limit):
+    """The worst gap(stat of metric, median of reference) over experiments (and labels), at
+    most limit; shown(gap) and value(x) say them as a reader reads them."""
+
+    def measure(tables):
+        per = [(gap(a, b), case, a, b) for case, a, b in
+               _pairs(tables, table, metric, reference, stat, where)]
+        per = [p for p in per if p[0] is not None]
+        if not per:
+            return None
+        g, case, a, b = max(per, key=lambda x: x[0])
+        return Measured(g, shown(g), f"{len(per)} cases; worst: {stat} {value(a)} against "
+                                     f"{value(b)} ({reference}) at {case}")
+
+    return Claim(text, table, tolerance, measure, lambda v: v <= limit)
+
+
 def relative(text, table, metric, reference, *, tolerance, stat="median", where=None):
     """|stat(metric) / median(reference) - 1| in each experiment (and label) at most
     tolerance (a fraction); the worst decides."""
-
-    def measure(tables):
-        per = [(abs(a / b - 1), case, a, b) for case, a, b in
-               _pairs(tables, table, metric, reference, stat, where) if b != 0]
-        if not per:
-            return None
-        worst = max(per, key=lambda x: x[0])
-        return Measured(worst[0], f"{100 * worst[0]:.2f} % off",
-                        f"{len(per)} cases; worst: {stat} {worst[2]:.4g} against "
-                        f"{worst[3]:.4g} ({reference}) at {worst[1]}")
-
-    return Claim(text, table, f"≤ {100 * tolerance:g} %", measure, lambda v: v <= tolerance)
+    return _compared(text, table, metric, reference, stat, where,
+                     gap=lambda a, b: abs(a / b - 1) if b else None,
+                     shown=lambda g: f"{100 * g:.2f} % off", value=lambda x: f"{x:.4g}",
+                     tolerance=f"≤ {100 * tolerance:g} %", limit=tolerance)
 
 
 def close_to(text, table, metric, reference, *, within, stat="median", where=None,
              scale=1.0, unit=""):
     """|stat(metric) - median(reference)| times scale in each experiment (and label) at
     most within; the worst decides."""
-
-    def measure(tables):
-        per = [(abs(a - b) * scale, case, a, b) for case, a, b in
-               _pairs(tables, table, metric, reference, stat, where)]
-        if not per:
-            return None
-        worst = max(per, key=lambda x: x[0])
-        return Measured(worst[0], f"{worst[0]:.4g}{unit} apart",
-                        f"{len(per)} cases; worst: {stat} {worst[2] * scale:.4g}{unit} "
-                        f"against {worst[3] * scale:.4g}{unit} ({reference}) at {worst[1]}")
-
-    return Claim(text, table, f"≤ {within:g}{unit}", measure, lambda v: v <= within)
+    return _compared(text, table, metric, reference, stat, where,
+                     gap=lambda a, b: abs(a - b) * scale, shown=lambda g: f"{g:.4g}{unit} apart",
+                     value=lambda x: f"{x * scale:.4g}{unit}", tolerance=f"≤ {within:g}{unit}",
+                     limit=within)
 
 
 def same_as(text, table, *, mode, reference, metrics=None, where=None,
