@@ -239,7 +239,11 @@ def test_etcd_keeps_putting_when_every_link_loses_one_percent(tmp_path):
     assert any(e["event"] == "leader" for e in client)
     assert all(r["requests"] > 10 and r["errors"] == 0 for r in client if r["event"] == "wrk")
     lost = [p for p in read_jsonl(run / "packets.jsonl") if p.get("dropped")]
-    assert lost and all(p["dropped"] == "loss" for p in lost)
+    why = sorted({p["dropped"] for p in lost})
+    print(f"dropped: {why}")
+    # The links lost frames; none was dropped otherwise, but for those still in flight when
+    # the client's end ended the run.
+    assert "loss" in why and set(why) <= {"loss", "simulation ended"}, why
     rows = {(r["metric"], r["label"]): float(r["value"])
             for r in read_csv(tmp_path / "lossy" / "metrics.csv")}
     assert rows[("latency_p50_ms", "c1")] >= rows[("expected_put_ms", "")]
