@@ -11,7 +11,8 @@ from .base import Figure, Workload
 
 
 def _verdicts(d):
-    """{(technique, mode): (cell text, fired 0/1 or None)}, and the modes and techniques."""
+    """{(technique, mode): (cell text, fired 0/1 or None)}: a verdict, one reading, and
+    whether every reading is the guest alone's."""
     readings = d[d.metric == "reading"]
     alone = {t: tuple(g.value) for t, g in
              readings[readings["mode"] == "none"].groupby(readings.label.str.split(".").str[0])}
@@ -26,7 +27,8 @@ def _verdicts(d):
         values = {}
         for label, v in zip(rd.label, rd.value):
             values.setdefault(label.split(".", 1)[1], []).append(v)
-        text += f": {detectors.shown(tech, values)}" if detectors.shown(tech, values) else ""
+        shown = detectors.shown(tech, values)
+        text += f": {shown}" if shown else ""
         mine = tuple(rd.value)
         if mode != "none" and tech in alone:
             text += "\n= alone" if mine == alone[tech] else "\n≠ alone"
