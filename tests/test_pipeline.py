@@ -38,6 +38,21 @@ def test_dry_run(tmp_path, configfile):
     assert not (tmp_path / "runs").exists()
 
 
+def test_repetitions_per_mode():
+    """A count per mode repeats each mode's points that many times; a mode it leaves out runs
+    once."""
+    config = checked.resolve(yaml.safe_load(
+        "sweeps:\n  a: {modes: [tansiv, netem, process], workload: ping, latency: [1ms, 10ms],"
+        " repetitions: {netem: 2, process: 3}}\n"))
+    checked.check(config)
+    reps = {}
+    for e in sweep.expand(config).values():
+        reps.setdefault((e["mode"], e["latency"]), []).append(e["rep"])
+    assert reps == {(m, lat): list(range(k)) for m, k in (("tansiv", 1), ("netem", 2),
+                                                          ("process", 3))
+                    for lat in ("1ms", "10ms")}
+
+
 def write_config(tmp_path, text):
     p = tmp_path / "config.yaml"
     p.write_text(text)
@@ -58,6 +73,8 @@ def write_config(tmp_path, text):
     ("qemu_version: '9.2.0'\nsweeps:\n  a: {modes: [process], workload: ping}\n",
      "qemu_version: 9.2.0 is not the version csrc/qemu/qemu.env pins (10.0.13)"),
     ("sweeps: {}\n", "should be non-empty"),
+    ("sweeps:\n  a: {modes: [process], workload: ping, repetitions: {vm: 2}}\n",
+     "sweeps.a.repetitions: 'vm' is not a mode"),
     ("sweeps:\n  a: {modes: [process], workload: ping, latency: [0.4ns]}\n",
      "sweeps.a.latency: '0.4ns' is 0 ns once rounded to nanoseconds"),
     ("sweeps:\n  a: {modes: [process], workload: gettimeofday, lookahead: [0.1ns]}\n",

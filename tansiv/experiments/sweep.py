@@ -3,8 +3,10 @@ tansiv/experiments/config.py) expanded into experiments, each a dict of plain va
 id (the fields of Experiment).
 
 A sweep crosses its lists (modes, transports, nodes, network, idle_horizons, queue,
-queue_size, loss, seed, latency, bandwidth, n, lookahead) and repeats each point `repetitions` times; `defaults`, then BUILTIN_DEFAULTS, fill what a sweep
-leaves out, and the workload's own defaults what its parameter block leaves out."""
+queue_size, loss, seed, latency, bandwidth, n, lookahead) and repeats each point `repetitions`
+times (or, given per mode, as many times as its mode says: a deterministic mode needs one);
+`defaults`, then BUILTIN_DEFAULTS, fill what a sweep leaves out, and the workload's own
+defaults what its parameter block leaves out."""
 
 import itertools
 import re
@@ -73,6 +75,19 @@ def _slug(text) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "_", str(text)).strip("_")
 
 
+def _repetitions(sweep: dict, mode: str, where: str) -> int:
+    """How many times a point of `mode` runs: `repetitions` is a count, or a count per mode
+    (a mode it leaves out runs once)."""
+    reps = sweep["repetitions"]
+    if not isinstance(reps, dict):
+        return reps
+    for named in reps:
+        if named not in MODES:
+            raise InputError(f"{where}.repetitions: '{named}' is not a mode "
+                             f"({', '.join(MODES)})")
+    return reps.get(mode, 1)
+
+
 def expand(config: dict) -> dict:
     """{experiment id: experiment (a dict of Experiment's fields)} for every point of every
     sweep, in a stable order. Raises InputError naming the sweep and key of anything
@@ -130,7 +145,7 @@ def expand(config: dict) -> dict:
             if topology == "dumbbell" and not 0 < left < participants:
                 raise InputError(f"{where}.topology: a dumbbell needs participants on both "
                                  f"sides (the {w.name} workload's roles' side: left or right)")
-            for rep in range(sweep["repetitions"]):
+            for rep in range(_repetitions(sweep, mode, where)):
                 parts = [name, mode, w.name, _slug(topology), f"n{n}", f"lat{_slug(lat)}",
                          f"bw{_slug(bw)}"]
                 if transport not in (None, TRANSPORTS[0]):
