@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from tansiv import paths, units
-from tansiv.experiments import topology
+from tansiv.experiments import reruns, topology
 from tansiv.run import deployment, protocol
 from tansiv.run.deployment import Actor
 from tansiv.run.hub import addr_to_str, str_to_addr
@@ -162,6 +162,11 @@ def tansiv(*args, cwd=None, timeout=120, env=None):
     e = dict(os.environ, **(env or {}))
     return subprocess.run(TANSIV + [str(a) for a in args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env=e)
+
+
+def guest_output(run: Path) -> dict:
+    """Each participant's output in a run's folder, as bytes (what a rerun must repeat)."""
+    return {name: log.read_bytes() for name, log in reruns.guest_outputs(run).items()}
 
 
 def read_jsonl(path: Path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import tansiv, two_hosts, vm, write_deployment
+from helpers import guest_output, tansiv, two_hosts, vm, write_deployment
 from tansiv.errors import InputError
 from tansiv.run.record import RunRecord
 from tansiv.vm import build, launcher, snapshot, user_images
@@ -77,10 +77,6 @@ def ping_run(tmp_path: Path, name: str, *extra) -> Path:
                timeout=600)
     assert r.returncode == 0, r.stderr
     return out
-
-
-def guest_output(run: Path) -> dict:
-    return {log.name: log.read_bytes() for log in sorted((run / "participants").glob("*.log"))}
 
 
 def test_a_run_from_the_snapshot_is_the_cold_boot_from_the_snapshot_point_on(prepared,

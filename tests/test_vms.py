@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (REPO, TESTS_BIN, Peer, actor, mesh, read_jsonl, tansiv, two_hosts, vm,
-                     write_deployment)
+from helpers import (REPO, TESTS_BIN, Peer, actor, guest_output, mesh, read_jsonl, tansiv,
+                     two_hosts, vm, write_deployment)
 from tansiv import paths
 from tansiv.errors import TansivError
 from tansiv.experiments import metrics
@@ -99,10 +99,6 @@ def test_vm_runs_are_deterministic(ping_runs):
     transports = [RunRecord.load(ping_runs[name]).participants[0].transport
                   for name in ("1ms", "1ms-socket")]
     assert transports == ["shm", "socket"]
-
-
-def guest_output(run: Path) -> dict:
-    return {log.name: log.read_bytes() for log in sorted((run / "participants").glob("*.log"))}
 
 
 def test_idle_horizons_change_nothing_but_the_rounds(ping_runs):

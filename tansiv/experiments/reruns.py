@@ -29,10 +29,14 @@ def select(config: dict, experiments: dict, where: str = "config") -> list:
     return chosen
 
 
+def guest_outputs(run: Path) -> dict:
+    """{"output of <participant>": its log} for a run's folder (a VM's log is its console)."""
+    return {f"output of {log.stem}": log for log in sorted((run / "participants").glob("*.log"))}
+
+
 def _outputs(run: Path) -> dict:
     """What a rerun must give again, by name: each participant's output, the packets."""
-    found = {f"output of {log.stem}": log for log in sorted((run / "participants").glob("*.log"))}
-    return {**found, "packets.jsonl": run / "packets.jsonl"}
+    return {**guest_outputs(run), "packets.jsonl": run / "packets.jsonl"}
 
 
 def compare(first: Path, second: Path) -> list:

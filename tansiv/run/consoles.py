@@ -9,6 +9,7 @@ for a process (its simulated clock), and a VM's serial console would see its wri
 at host-dependent moments. A hole costs the writer nothing."""
 
 import ctypes
+import logging
 import os
 from pathlib import Path
 
@@ -17,6 +18,7 @@ _BLOCK = 1 << 16
 _FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+log = logging.getLogger("tansiv.consoles")
 
 
 class Console:
@@ -86,3 +88,11 @@ class Console:
 
 
 LINE_MAX = 64 << 10
+
+
+def cap_all(consoles, who: str = "") -> None:
+    """Keeps each console under its limit, saying so once for each (who: whose, in the log)."""
+    for console in consoles:
+        said = console.cap()
+        if said:
+            log.warning("%s%s", f"{who}: " if who else "", said)

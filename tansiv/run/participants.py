@@ -203,11 +203,8 @@ class Participants:
 
 
 def cap_consoles(members) -> None:
-    """Keeps every console under its limit (consoles.py), saying so once for each."""
-    for p in members:
-        said = p.console.cap()
-        if said:
-            log.warning("participant %s: %s", p.name, said)
+    """Keeps every participant's console under its limit (consoles.py)."""
+    consoles.cap_all(p.console for p in members)
 
 
 def wait(members, timeout_s: float) -> None:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .. import leftovers, procs
-from .consoles import Console
+from .consoles import Console, cap_all
 from .hub import Hub, HubError, Relay
 from .participants import REMOVED_GRACE_S
 from .session import LEFTOVER_GRACE_S, Terminated, raise_terminated
@@ -62,12 +62,12 @@ def serve(plan: dict, node: str, ends: dict) -> None:
             outputs = [Console(m["log"], plan["console_limit"]) for m in members]
             while not relay.serve(SERVE_SLICE_MS):
                 stop_removed(relay, started, ends)
-                cap(outputs, node)
+                cap_all(outputs, node)
             stop_removed(relay, started, ends)
             log.info("%s: the coordinator ended the run after %d rounds", node, relay.rounds())
             relay.close()
             finish(started, plan["end_grace_s"], ends)
-            cap(outputs, node)  # the writers have ended: the last caps bound the files
+            cap_all(outputs, node)  # the writers have ended: the last caps bound the files
     finally:
         if relay:
             relay.close()
@@ -76,14 +76,6 @@ def serve(plan: dict, node: str, ends: dict) -> None:
                 procs.stop(proc, grace_s=2.0)
                 ends[address] = {"exit": proc.returncode, "terminated": True, "pid": proc.pid}
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def cap(outputs: list, node: str) -> None:
-    """Keeps the members' consoles under their limit (consoles.py), saying so once each."""
-    for console in outputs:
-        said = console.cap()
-        if said:
-            log.warning("%s: %s", node, said)
 
 
 def stop_removed(relay: Relay, started: dict, ends: dict) -> None:
