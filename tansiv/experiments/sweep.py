@@ -75,17 +75,17 @@ def _slug(text) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "_", str(text)).strip("_")
 
 
-def _repetitions(sweep: dict, mode: str, where: str) -> int:
-    """How many times a point of `mode` runs: `repetitions` is a count, or a count per mode
+def _repetitions(sweep: dict, where: str) -> dict:
+    """{mode: how many times its points run}: `repetitions` is a count, or a count per mode
     (a mode it leaves out runs once)."""
     reps = sweep["repetitions"]
     if not isinstance(reps, dict):
-        return reps
+        return dict.fromkeys(sweep["modes"], reps)
     for named in reps:
         if named not in MODES:
             raise InputError(f"{where}.repetitions: '{named}' is not a mode "
                              f"({', '.join(MODES)})")
-    return reps.get(mode, 1)
+    return {mode: reps.get(mode, 1) for mode in sweep["modes"]}
 
 
 def expand(config: dict) -> dict:
@@ -105,6 +105,7 @@ def expand(config: dict) -> dict:
                 raise InputError(f"{where}.modes: mode '{mode}' cannot run workload "
                                  f"'{w.name}' (it runs in: {', '.join(sorted(w.modes))})")
         topology = sweep["topology"]
+        repetitions = _repetitions(sweep, where)
         lookaheads = sweep.get("lookahead", [None])
         if w.needs_lookahead and lookaheads == [None]:
             raise InputError(f"{where}: the {w.name} workload needs a lookahead list")
@@ -145,7 +146,7 @@ def expand(config: dict) -> dict:
             if topology == "dumbbell" and not 0 < left < participants:
                 raise InputError(f"{where}.topology: a dumbbell needs participants on both "
                                  f"sides (the {w.name} workload's roles' side: left or right)")
-            for rep in range(_repetitions(sweep, mode, where)):
+            for rep in range(repetitions[mode]):
                 parts = [name, mode, w.name, _slug(topology), f"n{n}", f"lat{_slug(lat)}",
                          f"bw{_slug(bw)}"]
                 if transport not in (None, TRANSPORTS[0]):
