@@ -68,6 +68,49 @@ def ping_runs(prepared, tmp_path_factory):
     return runs
 
 
+def guest_events(run: Path, name: str) -> list:
+    """The JSON lines a guest printed on its console."""
+    log = (run / "participants" / f"{name}.log").read_text(errors="replace")
+    return [json.loads(l) for l in log.splitlines() if l.startswith("{")]
+
+
+@pytest.mark.parametrize("stay", [True, False])
+def test_tping_stays_until_its_peers_last_ping(prepared, tmp_path, stay):
+    """tping -a, the mesh's end barrier: 10.0.0.1, done with its own pings, stays up and
+    answers until its peer's last ping has arrived; 10.0.0.2 starts 1 s late. Without -a,
+    10.0.0.1 powers off first and those pings are lost: the case the barrier is for."""
+    p, d = two_vms(tmp_path, "1ms", f"tping -c 3 -i 20 -w 0 {'-a 10000 ' if stay else ''}"
+                   "10.0.0.2", "sleep 1; tping -c 3 -i 20 -w 0 10.0.0.1")
+    run_vms(p, d, tmp_path / "run", f"{BOOT_S + 12}")
+    late = guest_events(tmp_path / "run", "10.0.0.2")
+    got = [e["event"] for e in late if e.get("peer") == "10.0.0.1"]
+    done = [e["status"] for e in late if e["event"] == "done"]
+    if stay:
+        assert got == ["rtt"] * 3 and done == [0], late
+    else:
+        assert got == ["lost"] * 3 and done == [3], late
+    assert [e["event"] for e in guest_events(tmp_path / "run", "10.0.0.1")
+            if "peer" in e] == ["rtt"] * 3
+
+
+@pytest.mark.parametrize("up", [True, False])
+def test_tping_waits_for_a_peer_to_answer(prepared, tmp_path, up):
+    """tping -u, the start barrier: 10.0.0.2 ignores pings for its first 2 s (as a peer still
+    starting would); 10.0.0.1 probes it until it answers, then pings. Without -u, its first
+    ping is lost."""
+    ignore = "/proc/sys/net/ipv4/icmp_echo_ignore_all"
+    p, d = two_vms(tmp_path, "1ms", f"tping -c 3 -i 20 -w 0 {'-u 10000 ' if up else ''}"
+                   "10.0.0.2", f"echo 1 > {ignore}; sleep 2; echo 0 > {ignore}; sleep 1000")
+    run_vms(p, d, tmp_path / "run", f"{BOOT_S + 12}", "--main", "10.0.0.1")
+    events = guest_events(tmp_path / "run", "10.0.0.1")
+    got = [e["event"] for e in events if e.get("peer") == "10.0.0.2"]
+    done = [e["status"] for e in events if e["event"] == "done"]
+    if up:
+        assert got == ["rtt"] * 3 and done == [0], events
+    else:  # the first waits its 2 s timeout, by which time the peer answers again
+        assert got == ["lost", "rtt", "rtt"] and done == [3], events
+
+
 def test_ping_rtt_is_the_model_plus_a_constant(ping_runs):
     excess = {}
     for name in ("1ms", "10ms", "100ms"):

@@ -1,9 +1,14 @@
 /* tping: ICMP echo round-trip times in nanoseconds, one JSON line per probe.
  *
- *   tping [-c COUNT] [-i INTERVAL_MS] [-s SIZE] [-w WARMUP] [-W TIMEOUT_MS] PEER...
+ *   tping [-c COUNT] [-i INTERVAL_MS] [-s SIZE] [-w WARMUP] [-W TIMEOUT_MS] [-u UP_MS]
+ *         [-a WAIT_MS] PEER...
  *
  * Peers are probed one after the other, COUNT times each (after WARMUP probes reported with
- * "warmup": true), one probe at a time. The round trip is measured with CLOCK_MONOTONIC
+ * "warmup": true), one probe at a time. With -u, each peer is first probed (sequence 0, not
+ * reported) until it answers, for at most UP_MS: a peer still starting, in real time (netem),
+ * is waited for rather than counted lost. With -a, tping then stays (so that its guest stays up
+ * and answers) until every peer's own last probe to it has arrived, for at most WAIT_MS: the
+ * end barrier of a mesh whose VMs all ping each other, which in real time (netem) drift apart. The round trip is measured with CLOCK_MONOTONIC
  * around sendto and the matching reply. Exit status 3 if a probe past the warmup got no reply
  * (warmup probes absorb a start: a peer still booting, in real time, under netem). Needs a raw
  * socket (root). Static, for the guest. */
@@ -48,13 +53,31 @@ static void sleep_ns(uint64_t d)
         ;
 }
 
-/* Waits for the echo reply (id, seq) from peer; its arrival time, or 0 on timeout. */
-static uint64_t wait_reply(int fd, struct in_addr peer, uint16_t id, uint16_t seq,
-                           uint64_t deadline)
+/* The peers, and the highest echo-request sequence number each has sent us (for -a). */
+static struct in_addr *peers;
+static uint16_t *heard;
+static int npeers;
+
+static int all_heard(int last)
+{
+    for (int i = 0; i < npeers; i++)
+        if (heard[i] < last)
+            return 0;
+    return 1;
+}
+
+/* Reads ICMP messages until the deadline. With a probe (peer, id, seq): until its echo reply,
+ * and returns its arrival time. Without (peer NULL): until every peer's echo request `last`
+ * has arrived, and returns the time it did. 0 at the deadline. Echo requests are noted either
+ * way (the kernel answers them; a raw socket sees a copy). */
+static uint64_t wait_icmp(int fd, const struct in_addr *peer, uint16_t id, uint16_t seq,
+                          int last, uint64_t deadline)
 {
     uint8_t buf[65536];
     for (;;) {
         uint64_t now = now_ns();
+        if (!peer && all_heard(last))
+            return now;
         if (now >= deadline)
             return 0;
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -65,33 +88,59 @@ static uint64_t wait_reply(int fd, struct in_addr peer, uint16_t id, uint16_t se
         socklen_t fromlen = sizeof(from);
         ssize_t len = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fromlen);
         uint64_t at = now_ns();
-        if (len < (ssize_t)sizeof(struct ip) || from.sin_addr.s_addr != peer.s_addr)
+        if (len < (ssize_t)sizeof(struct ip))
             continue;
-        const struct ip *iph = (const struct ip *)buf;
-        size_t hl = (size_t)iph->ip_hl * 4;
-        if ((size_t)len < hl + sizeof(struct icmphdr))
+        size_t hl = (size_t)((const struct ip *)buf)->ip_hl * 4;
+        if (hl < sizeof(struct ip) || (size_t)len < hl + sizeof(struct icmphdr))
             continue;
         const struct icmphdr *icmp = (const struct icmphdr *)(buf + hl);
-        if (icmp->type == ICMP_ECHOREPLY && ntohs(icmp->un.echo.id) == id &&
-            ntohs(icmp->un.echo.sequence) == seq)
+        for (int i = 0; i < npeers; i++)
+            if (icmp->type == ICMP_ECHO && peers[i].s_addr == from.sin_addr.s_addr &&
+                ntohs(icmp->un.echo.sequence) > heard[i])
+                heard[i] = ntohs(icmp->un.echo.sequence);
+        if (peer && from.sin_addr.s_addr == peer->s_addr && icmp->type == ICMP_ECHOREPLY &&
+            ntohs(icmp->un.echo.id) == id && ntohs(icmp->un.echo.sequence) == seq)
             return at;
     }
+}
+
+/* Sends echo request (id, seq) of size payload bytes to a peer; the time it left, 0 on error. */
+static uint64_t probe(int fd, uint8_t *pkt, size_t size, const struct sockaddr_in *to,
+                      uint16_t id, uint16_t seq)
+{
+    struct icmphdr *icmp = (struct icmphdr *)pkt;
+    memset(pkt, 0, sizeof(*icmp));
+    for (size_t b = 0; b < size; b++)
+        pkt[sizeof(*icmp) + b] = (uint8_t)b;
+    icmp->type = ICMP_ECHO;
+    icmp->un.echo.id = htons(id);
+    icmp->un.echo.sequence = htons(seq);
+    icmp->checksum = checksum(pkt, sizeof(*icmp) + size);
+    uint64_t sent = now_ns();
+    if (sendto(fd, pkt, sizeof(*icmp) + size, 0, (const struct sockaddr *)to, sizeof(*to)) < 0) {
+        perror("tping: sendto");
+        return 0;
+    }
+    return sent;
 }
 
 int main(int argc, char **argv)
 {
     int count = 10, warmup = 1, opt;
-    uint64_t interval = 100, timeout = 2000;
+    uint64_t interval = 100, timeout = 2000, stay = 0, up = 0;
     size_t size = 56;
-    while ((opt = getopt(argc, argv, "c:i:s:w:W:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:i:s:w:W:a:u:")) != -1) {
         switch (opt) {
         case 'c': count = atoi(optarg); break;
         case 'i': interval = strtoull(optarg, NULL, 10); break;
         case 's': size = strtoul(optarg, NULL, 10); break;
         case 'w': warmup = atoi(optarg); break;
         case 'W': timeout = strtoull(optarg, NULL, 10); break;
+        case 'a': stay = strtoull(optarg, NULL, 10); break;
+        case 'u': up = strtoull(optarg, NULL, 10); break;
         default:
-            fprintf(stderr, "usage: tping [-c N] [-i MS] [-s SIZE] [-w WARMUP] [-W MS] PEER...\n");
+            fprintf(stderr, "usage: tping [-c N] [-i MS] [-s SIZE] [-w WARMUP] [-W MS] [-u MS] "
+                            "[-a MS] PEER...\n");
             return 2;
         }
     }
@@ -104,31 +153,31 @@ int main(int argc, char **argv)
         perror("tping: raw socket");
         return 1;
     }
+    npeers = argc - optind;
+    peers = calloc((size_t)npeers, sizeof(*peers));
+    heard = calloc((size_t)npeers, sizeof(*heard));
+    for (int i = 0; i < npeers; i++)
+        if (inet_pton(AF_INET, argv[optind + i], &peers[i]) != 1) {
+            fprintf(stderr, "tping: bad address %s\n", argv[optind + i]);
+            return 2;
+        }
     uint16_t id = (uint16_t)getpid();
     uint8_t *pkt = calloc(1, sizeof(struct icmphdr) + size);
     int lost = 0;
     for (int p = optind; p < argc; p++) {
-        struct sockaddr_in to = {.sin_family = AF_INET};
-        if (inet_pton(AF_INET, argv[p], &to.sin_addr) != 1) {
-            fprintf(stderr, "tping: bad address %s\n", argv[p]);
-            return 2;
+        struct sockaddr_in to = {.sin_family = AF_INET, .sin_addr = peers[p - optind]};
+        for (uint64_t until = now_ns() + up * 1000000u; up && now_ns() < until;) {
+            if (!probe(fd, pkt, size, &to, id, 0))
+                return 1;
+            if (wait_icmp(fd, &to.sin_addr, id, 0, 0, now_ns() + 1000000000u))
+                break;
         }
         for (int k = 0; k < warmup + count; k++) {
             uint16_t seq = (uint16_t)(k + 1);
-            struct icmphdr *icmp = (struct icmphdr *)pkt;
-            memset(pkt, 0, sizeof(*icmp));
-            for (size_t b = 0; b < size; b++)
-                pkt[sizeof(*icmp) + b] = (uint8_t)b;
-            icmp->type = ICMP_ECHO;
-            icmp->un.echo.id = htons(id);
-            icmp->un.echo.sequence = htons(seq);
-            icmp->checksum = checksum(pkt, sizeof(*icmp) + size);
-            uint64_t sent = now_ns();
-            if (sendto(fd, pkt, sizeof(*icmp) + size, 0, (struct sockaddr *)&to, sizeof(to)) < 0) {
-                perror("tping: sendto");
+            uint64_t sent = probe(fd, pkt, size, &to, id, seq);
+            if (!sent)
                 return 1;
-            }
-            uint64_t got = wait_reply(fd, to.sin_addr, id, seq, sent + timeout * 1000000u);
+            uint64_t got = wait_icmp(fd, &to.sin_addr, id, seq, 0, sent + timeout * 1000000u);
             if (got)
                 printf("{\"event\": \"rtt\", \"peer\": \"%s\", \"seq\": %u, \"size\": %zu, "
                        "\"rtt_ns\": %llu, \"warmup\": %s}\n", argv[p], seq, size,
@@ -144,6 +193,10 @@ int main(int argc, char **argv)
                 sleep_ns(next - now_ns());
         }
     }
+    /* A peer that has not sent us its last probe yet is answered until it has (or WAIT_MS). */
+    if (stay && !wait_icmp(fd, NULL, 0, 0, warmup + count, now_ns() + stay * 1000000u))
+        fprintf(stderr, "tping: -a: not every peer's last probe arrived within %llu ms\n",
+                (unsigned long long)stay);
     free(pkt);
     return lost ? 3 : 0;
 }
