@@ -85,6 +85,21 @@ def test_a_configured_claim_is_a_claim():
         claims.bound("neither", "t", "m")
 
 
+def test_a_configured_close_to_claim_and_a_range_in_where():
+    c = claims.from_config({"claim": "put within 2 ms at 10 ms and more", "metric": "p50",
+                            "close_to": "expected", "within": 2, "unit": " ms",
+                            "where": {"latency_ns": {"min": 10_000_000}}}, "etcd")
+    rows = table([{"metric": "p50", "value": 21.2, "latency_ns": 10_000_000},
+                  {"metric": "expected", "value": 20.0, "latency_ns": 10_000_000},
+                  {"metric": "p50", "value": 19.0, "latency_ns": 5_000_000, "id": "e2"},
+                  {"metric": "expected", "value": 10.0, "latency_ns": 5_000_000, "id": "e2"}])
+    got = c.check({"etcd": rows})  # e2, 9 ms off, is below the range
+    assert got["verdict"] == claims.PASS and got["measured"] == "1.2 ms apart", got
+    rows.loc[2, "latency_ns"] = rows.loc[3, "latency_ns"] = 20_000_000
+    got = c.check({"etcd": rows})
+    assert got["verdict"] == claims.FAIL and "e2" in got["detail"], got
+
+
 def test_every_claim_names_a_table_of_the_registry():
     known = set(workloads.tables()) | {"rerun"}
     every = [c for fig in workloads.figures().values() for c in fig.claims] + list(claims.GENERAL)

@@ -61,6 +61,10 @@ def _rows(tables, table, metric, where):
     if metric is not None:  # None: every metric
         df = df[df.metric.isin([metric] if isinstance(metric, str) else metric)]
     for k, v in (where or {}).items():
+        if isinstance(v, dict):  # a range of a numeric column: {min: a, max: b}, inclusive
+            col = df[k].astype(float)
+            df = df[(col >= v.get("min", -math.inf)) & (col <= v.get("max", math.inf))]
+            continue
         v = list(v) if isinstance(v, (list, tuple)) else [v]  # None: the empty cell
         df = df[df[k].isin([x for x in v if x is not None]) | (None in v) & df[k].isna()]
     return None if df.empty else df
@@ -111,8 +115,9 @@ def _pairs(tables, table, metric, reference, stat, where):
     metric's rows: the reference's rows of that label, or of none (an expectation may have
     no label); the reference's rows match `where` where their cell is empty too."""
     m = _rows(tables, table, metric, where)
-    r = _rows(tables, table, reference, {k: [*(v if isinstance(v, (list, tuple)) else [v]),
-                                            None] for k, v in (where or {}).items()})
+    r = _rows(tables, table, reference, {k: v if isinstance(v, dict) else
+                                         [*(v if isinstance(v, (list, tuple)) else [v]), None]
+                                         for k, v in (where or {}).items()})
     if m is None or r is None:
         return []
     out = []
@@ -215,6 +220,9 @@ def from_config(raw: dict, table: str) -> Claim:
     if "relative_to" in raw:
         return relative(text, table, raw["metric"], raw["relative_to"],
                         tolerance=raw["tolerance"], stat=raw.get("stat", "median"), where=where)
+    if "close_to" in raw:
+        return close_to(text, table, raw["metric"], raw["close_to"], within=raw["within"],
+                        stat=raw.get("stat", "median"), where=where, unit=raw.get("unit", ""))
     return bound(text, table, raw["metric"], stat=raw.get("stat", "max"),
                  at_most=raw.get("at_most"), at_least=raw.get("at_least"), where=where,
                  by=tuple(raw.get("by", ())), unit=raw.get("unit", ""))
