@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .. import paths, procs, units
 from ..errors import TansivError
-from ..run import deployment
+from ..run import deployment, progress
 from ..run.record import RunRecord
 from . import topology
 from . import metrics, workloads
@@ -216,6 +216,9 @@ def _run_metrics(run: RunRecord) -> list:
             {"metric": "sync_wall_s", "value": run.sync_wall_s, "unit": "s"},
             {"metric": "sim_per_wall", "value": simulated_s / run.sync_wall_s, "unit": "s/s"},
             {"metric": "rounds", "value": run.rounds, "unit": ""}]
+    mid = progress.mid_speed(run.progress, run.start_ns or 0, run.simulated_ns)
+    if mid is not None:  # the middle half of the run's simulated time: start and end left out
+        rows.append({"metric": "sim_per_wall_mid", "value": mid, "unit": "s/s"})
     if run.rounds:
         rows.append({"metric": "us_per_round", "value": run.sync_wall_s / run.rounds * 1e6,
                      "unit": "us"})

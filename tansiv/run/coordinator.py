@@ -20,6 +20,7 @@ from . import consoles, pcap, protocol, routes
 from .choices import IDLE_HORIZONS, LAUNCHERS, NETWORKS, ON_STALL, TRANSPORTS
 from .participants import Participant, Participants, RunError, cap_consoles
 from .platform import Network
+from .progress import Progress
 from .record import RunRecord
 from . import wire
 from .wire import ethernet_wire_size
@@ -28,6 +29,9 @@ log = logging.getLogger("tansiv.coordinator")
 
 ECHO_PERIOD_S = 0.25
 WAIT_SLICE_MS = 250
+# A round's wait is sliced this fine to sample the progress of idle rounds the hub runs by
+# itself (a 60 s idle stretch may take 0.2 s of wall time).
+ROUND_SLICE_MS = 10
 NEVER = 2**64 - 1  # a date no round reaches
 RING_SIZE = 1 << 20
 CONNECT_TIMEOUT_S = 60.0  # participants have this long to say HELLO
@@ -125,6 +129,7 @@ class Coordinator:
         self.dropped = 0
         self.late = 0  # delivered after SimGrid completed them (forced lookahead, profiles)
         self.timing = Timing()
+        self.progress = Progress(time.perf_counter_ns())
         self._last_echo = 0.0
         self._progress = (None, 0.0)  # (rounds ended, wall time it last changed)
         self.capture = (pcap.Capture(rundir.path / "pcap", [p.name for p in participants],
@@ -212,6 +217,7 @@ class Coordinator:
 
     def run(self) -> None:
         t_start = time.perf_counter_ns()
+        self.progress = Progress(t_start)
         try:
             self._loop()
         finally:
@@ -244,10 +250,13 @@ class Coordinator:
                 break
 
             hub.run(min(T + self.lookahead_ns, horizon), self.lookahead_ns, horizon)
-            while not hub.wait(WAIT_SLICE_MS):
-                self._echo()
+            while not hub.wait(ROUND_SLICE_MS):
+                self.progress.note(hub.barrier())  # idle rounds the hub runs by itself
+                if perf() - self._last_echo > ECHO_PERIOD_S * 1e9:
+                    self._echo()
                 self._check_stall()
             D = hub.barrier()
+            self.progress.note(D)
             t2 = perf()
             self.timing.hub += t2 - t1
 
@@ -313,7 +322,9 @@ class Coordinator:
                 self._capture(f.dst.name, at_ns, f.src, f.dst.name, f.handle)
             self.hub.deliver(f.handle, f.dst.client, at_ns)
             self.delivered += 1
-            if complete < at_ns:
+            # SimGrid's dates are floats, rounded to ns twice (the round's end from the
+            # predicted date, the completion from the date it happened): 1 ns apart is one.
+            if complete < at_ns - 1:
                 if not self.late:
                     log.warning("a packet completed at %d ns was delivered at %d ns: the "
                                 "lookahead is larger than a route's latency, or the platform "
@@ -452,6 +463,7 @@ class Coordinator:
         r.sync_wall_s = units.to_seconds(self.timing.total)
         r.simulated_s_per_wall_s = (units.to_seconds(r.simulated_ns - r.start_ns) / r.sync_wall_s
                                     if r.sync_wall_s > 0 else None)
+        r.progress = self.progress.samples
         r.rounds = stats["rounds"]
         r.rounds_sat_out = stats["sat_out"]
         r.lookahead_ns = self.lookahead_ns

@@ -60,6 +60,7 @@ class RunRecord:
     simulated_ns: int = None           # the date the simulation reached
     sync_wall_s: float = None          # wall time of the synchronization loop
     simulated_s_per_wall_s: float = None
+    progress: list = None              # [simulated ns, wall s] samples of that loop
     rounds: int = None
     rounds_sat_out: int = None         # rounds participants sat out, idle (summed over them)
     lookahead_ns: int = None
