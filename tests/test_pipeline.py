@@ -53,6 +53,16 @@ def test_repetitions_per_mode():
                     for lat in ("1ms", "10ms")}
 
 
+def test_only_narrows_to_some_sweeps():
+    """`only:` keeps the sweeps it names, and the rerun_check selectors of those."""
+    config = checked.resolve(yaml.safe_load((REPO / "config/paper.yaml").read_text()))
+    chosen = checked.narrowed({**config, "only": "matrix,speed"})
+    assert list(chosen["sweeps"]) == ["matrix", "speed"]
+    assert chosen["rerun_check"] == [{"sweep": "matrix", "mode": "tansiv"}]
+    assert {e["sweep"] for e in sweep.expand(chosen).values()} == {"matrix", "speed"}
+    assert checked.narrowed(config) is config
+
+
 def write_config(tmp_path, text):
     p = tmp_path / "config.yaml"
     p.write_text(text)
@@ -73,6 +83,8 @@ def write_config(tmp_path, text):
     ("qemu_version: '9.2.0'\nsweeps:\n  a: {modes: [process], workload: ping}\n",
      "qemu_version: 9.2.0 is not the version csrc/qemu/qemu.env pins (10.0.13)"),
     ("sweeps: {}\n", "should be non-empty"),
+    ("only: [b]\nsweeps:\n  a: {modes: [process], workload: ping}\n",
+     "only: no sweep 'b' (known: a)"),
     ("sweeps:\n  a: {modes: [process], workload: ping, repetitions: {vm: 2}}\n",
      "sweeps.a.repetitions: 'vm' is not a mode"),
     ("sweeps:\n  a: {modes: [process], workload: ping, latency: [0.4ns]}\n",

@@ -95,6 +95,21 @@ def check(config: dict, source: str = "config") -> None:
             figures[f.name] = w.name
 
 
+def narrowed(config: dict, source: str = "config") -> dict:
+    """The configuration with only the sweeps `only` names (a list, or `--config only=a,b`)
+    and the rerun_check selectors of those: one figure's sweep of a large configuration."""
+    only = config.get("only")
+    if not only:
+        return config
+    names = [n.strip() for n in only.split(",")] if isinstance(only, str) else list(only)
+    unknown = [n for n in names if n not in config["sweeps"]]
+    if unknown:
+        raise InputError(f"{source}: only: no sweep {', '.join(map(repr, unknown))} (known: "
+                         f"{', '.join(config['sweeps'])})")
+    return {**config, "sweeps": {k: v for k, v in config["sweeps"].items() if k in names},
+            "rerun_check": [s for s in config.get("rerun_check") or () if s["sweep"] in names]}
+
+
 def images(config: dict, source: str = "config") -> dict:
     """{name: ImageSpec} of the configuration, each checked."""
     return {name: ImageSpec.from_config(name, raw, source)

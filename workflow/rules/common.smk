@@ -25,9 +25,10 @@ def validate(config):
     try:
         checked.check(config, source)
         sweep.check_qemu_version(config, Path("csrc/qemu/qemu.env").read_text())
-        experiments = sweep.expand(config)
+        chosen = checked.narrowed(config, source)  # `only:` some sweeps
+        experiments = sweep.expand(chosen)
         return (experiments, checked.images(config, source),
-                reruns.select(config, experiments, source))
+                reruns.select(chosen, experiments, source))
     except TansivError as e:
         raise WorkflowError(str(e))
 
