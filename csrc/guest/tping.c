@@ -4,14 +4,17 @@
  *         [-a WAIT_MS] PEER...
  *
  * Peers are probed one after the other, COUNT times each (after WARMUP probes reported with
- * "warmup": true), one probe at a time. With -u, each peer is first probed (sequence 0, not
- * reported) until it answers, for at most UP_MS: a peer still starting, in real time (netem),
- * is waited for rather than counted lost. With -a, tping then stays (so that its guest stays up
- * and answers) until every peer's own last probe to it has arrived, for at most WAIT_MS: the
- * end barrier of a mesh whose VMs all ping each other, which in real time (netem) drift apart. The round trip is measured with CLOCK_MONOTONIC
- * around sendto and the matching reply. Exit status 3 if a probe past the warmup got no reply
- * (warmup probes absorb a start: a peer still booting, in real time, under netem). Needs a raw
- * socket (root). Static, for the guest. */
+ * "warmup": true), one probe at a time. The round trip is measured with CLOCK_MONOTONIC
+ * around sendto and the matching reply.
+ *
+ * Barriers, for VMs that run in real time, each at its own pace (netem): with -u, each peer
+ * is first probed (sequence 0, not reported) until it answers, for at most UP_MS, so that a
+ * peer still starting is waited for rather than counted lost; with -a, tping then stays (and
+ * its guest up, answering) until every peer's own last probe to it has arrived (sequence
+ * WARMUP + COUNT: the peers run the same tping), for at most WAIT_MS: a mesh's end.
+ *
+ * Exit status 3 if a probe past the warmup got no reply (warmup probes absorb a start).
+ * Needs a raw socket (root). Static, for the guest. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
