@@ -9,7 +9,7 @@ from tansiv.run import progress
 def test_samples_stay_bounded_and_in_order():
     p = progress.Progress(0, period_s=0)
     for k in range(5000):
-        p.note(k)
+        p.note(k, k * 1000)
     assert len(p.samples) <= progress.Progress.MAX
     sims = [s for s, _ in p.samples]
     walls = [t for _, t in p.samples]

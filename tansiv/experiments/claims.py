@@ -70,6 +70,11 @@ def _rows(tables, table, metric, where):
     return None if df.empty else df
 
 
+def _or_empty(v):
+    """A `where` value that also takes the empty cell (a range stays a range)."""
+    return v if isinstance(v, dict) else [*(v if isinstance(v, (list, tuple)) else [v]), None]
+
+
 def _groups(df, by):
     by = [b for b in by if b in df and df[b].notna().any()]
     return df.groupby(by, dropna=False) if by else [((), df)]
@@ -115,9 +120,7 @@ def _pairs(tables, table, metric, reference, stat, where):
     metric's rows: the reference's rows of that label, or of none (an expectation may have
     no label); the reference's rows match `where` where their cell is empty too."""
     m = _rows(tables, table, metric, where)
-    r = _rows(tables, table, reference, {k: v if isinstance(v, dict) else
-                                         [*(v if isinstance(v, (list, tuple)) else [v]), None]
-                                         for k, v in (where or {}).items()})
+    r = _rows(tables, table, reference, {k: _or_empty(v) for k, v in (where or {}).items()})
     if m is None or r is None:
         return []
     out = []

@@ -129,9 +129,9 @@ class Coordinator:
         self.dropped = 0
         self.late = 0  # delivered after SimGrid completed them (forced lookahead, profiles)
         self.timing = Timing()
-        self.progress = Progress(time.perf_counter_ns())
+        self.progress = None  # Progress of the loop, from run()
         self._last_echo = 0.0
-        self._progress = (None, 0.0)  # (rounds ended, wall time it last changed)
+        self._stall_mark = (None, 0.0)  # (rounds ended, wall time it last changed)
         self.capture = (pcap.Capture(rundir.path / "pcap", [p.name for p in participants],
                                      rundir.sink) if options.pcap else None)
 
@@ -251,13 +251,14 @@ class Coordinator:
 
             hub.run(min(T + self.lookahead_ns, horizon), self.lookahead_ns, horizon)
             while not hub.wait(ROUND_SLICE_MS):
-                self.progress.note(hub.barrier())  # idle rounds the hub runs by itself
-                if perf() - self._last_echo > ECHO_PERIOD_S * 1e9:
+                now = perf()
+                self.progress.note(hub.barrier(), now)  # idle rounds the hub runs by itself
+                if now - self._last_echo > ECHO_PERIOD_S * 1e9:
                     self._echo()
                 self._check_stall()
             D = hub.barrier()
-            self.progress.note(D)
             t2 = perf()
+            self.progress.note(D, t2)
             self.timing.hub += t2 - t1
 
             self._handle_events()
@@ -396,11 +397,11 @@ class Coordinator:
         may spend in real time) for some participant: it stalled (stopped, or blocking its
         deadline signal). Fails the run naming it, or removes it (--on-stall)."""
         rounds, now = self.hub.stats()["rounds"], time.monotonic()
-        if rounds != self._progress[0]:
-            self._progress = (rounds, now)
+        if rounds != self._stall_mark[0]:
+            self._stall_mark = (rounds, now)
             return
         bound = self.opt.stall_s + 10 * units.to_seconds(self.lookahead_ns)
-        waited = now - self._progress[1]
+        waited = now - self._stall_mark[1]
         if waited < bound:
             return
         D = self.hub.deadline()
@@ -413,7 +414,7 @@ class Coordinator:
                 raise RunError(f"participant {p.name} {why}; see {p.log_path}")
             log.error("participant %s %s: removing it (--on-stall remove)", p.name, why)
             self.hub.remove(p.client, why)  # its FAILED event stops its process
-        self._progress = (rounds, now)
+        self._stall_mark = (rounds, now)
 
     def _echo(self) -> None:
         self._last_echo = time.perf_counter_ns()
@@ -463,7 +464,7 @@ class Coordinator:
         r.sync_wall_s = units.to_seconds(self.timing.total)
         r.simulated_s_per_wall_s = (units.to_seconds(r.simulated_ns - r.start_ns) / r.sync_wall_s
                                     if r.sync_wall_s > 0 else None)
-        r.progress = self.progress.samples
+        r.progress = self.progress.samples if self.progress else None
         r.rounds = stats["rounds"]
         r.rounds_sat_out = stats["sat_out"]
         r.lookahead_ns = self.lookahead_ns

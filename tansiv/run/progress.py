@@ -2,9 +2,6 @@
 loop, so that a speed can be taken over part of a run (its middle: start-up and end left out,
 experiments/runner.py) and not only over the whole of it."""
 
-import time
-
-
 class Progress:
     """Samples at least `period_s` of wall time apart, at most MAX of them: past that, every
     other one goes and the period doubles, so that a run of any length keeps its shape."""
@@ -14,8 +11,9 @@ class Progress:
         self.samples = []   # [simulated ns, wall s since t0]
         self._t0, self._period, self._last = t0_ns, period_s, None
 
-    def note(self, sim_ns: int) -> None:
-        t = (time.perf_counter_ns() - self._t0) / 1e9
+    def note(self, sim_ns: int, now_ns: int) -> None:
+        """The loop reached sim_ns at perf_counter_ns() now_ns (the caller's: it has one)."""
+        t = (now_ns - self._t0) / 1e9
         if self._last is not None and t - self._last < self._period:
             return
         self._last = t
